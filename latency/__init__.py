@@ -1,0 +1,1 @@
+"""Latency modeling: block keys, LiteRT profiler, tables and cost models."""

@@ -1,0 +1,1 @@
+"""tunas_tf.models."""

@@ -1,0 +1,114 @@
+"""Strict registries of search spaces and reference architectures."""
+
+import functools
+import os
+import random
+from typing import Callable, Dict, Optional, Tuple
+
+from tunas_tf.errors import UserError, unknown_name
+from tunas_tf.space import mobile
+from tunas_tf.space import references
+from tunas_tf.space.architecture import Architecture
+from tunas_tf.space.search_space import SearchSpace
+
+# name -> (factory of the spec, family, description). Specs are built lazily, once.
+_SPACES: Dict[str, Tuple[Callable, str, str]] = {
+    'proxylessnas': (mobile.proxylessnas_spec, 'mobile',
+                     'TuNAS ProxylessNAS space: kernels 3/5/7, expansions 3/6, skips (~10^21.3)'),
+    'proxylessnas_enlarged': (mobile.proxylessnas_enlarged_spec, 'mobile',
+                              'ProxylessNAS-Enlarged: + per-block output filters (~10^28.1)'),
+    'mobilenet_v3_like': (mobile.mobilenet_v3_like_spec, 'mobile',
+                          'MobileNetV3-Like: expansions 1-6, SE, h-swish, filters (~10^42.9)'),
+    'mobilenet_v2': (functools.partial(mobile.proxylessnas_spec, mobile.MOBILENET_V2_FILTERS),
+                     'mobile', 'ProxylessNAS layout with MobileNetV2 filters (reference space)'),
+    'mnasnet_b1': (functools.partial(mobile.proxylessnas_spec, mobile.MNASNET_B1_FILTERS),
+                   'mobile', 'ProxylessNAS layout with MnasNet-B1 filters (reference space)'),
+    'mobilenet_v3_large': (mobile.mobilenet_v3_large_spec, 'mobile',
+                           'MobileNetV3-Large, fixed (reference space, no decisions)'),
+}
+
+# reference name -> (space name, flat TuNAS ops or None for a space without decisions).
+_REFERENCES = {
+    'mobilenet_v2': ('mobilenet_v2', references.MOBILENET_V2_OPS),
+    'mnasnet_b1': ('mnasnet_b1', references.MNASNET_B1_OPS),
+    'proxylessnas_mobile': ('proxylessnas', references.PROXYLESSNAS_MOBILE_OPS),
+    'mobilenet_v3_large': ('mobilenet_v3_large', None),
+}
+
+
+def list_spaces() -> Tuple[str, ...]:
+  return tuple(sorted(_SPACES))
+
+
+@functools.lru_cache(maxsize=None)
+def get_space(name: str) -> SearchSpace:
+  """The registered space `name`; an unknown name raises a UserError listing the known ones."""
+  if name not in _SPACES:
+    raise unknown_name('search space', name, _SPACES)
+  factory, family, description = _SPACES[name]
+  return SearchSpace(name, factory(), family, description)
+
+
+def list_references() -> Tuple[str, ...]:
+  return tuple(sorted(_REFERENCES))
+
+
+def get_reference(name: str) -> Architecture:
+  """The reference architecture `name` (in its own space)."""
+  if name not in _REFERENCES:
+    raise unknown_name('reference model', name, _REFERENCES)
+  space_name, ops = _REFERENCES[name]
+  space = get_space(space_name)
+  if ops is None:
+    return Architecture(space_name, ())
+  return references.flat_ops_architecture(space, ops)
+
+
+def parse_architecture(text: str, space_name: Optional[str] = None) -> Architecture:
+  """Resolves a user's architecture argument.
+
+  Args:
+    text: a reference-model name, a path to an architecture JSON file, 'random:SEED', an
+      architecture string of `space_name`, or TuNAS colon-separated indices.
+    space_name: the space the architecture must belong to (needed for strings and random).
+
+  Returns:
+    A validated, canonical `Architecture`.
+  """
+  text = text.strip()
+  if text in _REFERENCES:
+    arch = get_reference(text)
+  elif text.endswith('.json') or os.path.isfile(text):
+    arch = _read_json_file(text)
+  else:
+    space = get_space(_require_space(space_name, text))
+    if text.startswith('random:'):
+      arch = space.sample(random.Random(_parse_seed(text)))
+    else:
+      arch = space.parse(text)
+  if space_name is not None and arch.space != space_name:
+    raise UserError(f'Architecture {text!r} belongs to space {arch.space!r}, but search space '
+                    f'{space_name!r} was requested; drop --search_space or pass {arch.space!r}')
+  return get_space(arch.space).canonical(arch)
+
+
+def _read_json_file(path: str) -> Architecture:
+  if not os.path.isfile(path):
+    raise UserError(f'Architecture file {path!r} does not exist')
+  with open(path) as f:
+    return Architecture.from_json(f.read())
+
+
+def _require_space(space_name: Optional[str], text: str) -> str:
+  if space_name is None:
+    raise UserError(f'Architecture {text!r} is neither a reference model '
+                    f'({", ".join(list_references())}) nor a JSON file; pass a search space '
+                    'to read it as an architecture string')
+  return space_name
+
+
+def _parse_seed(text: str) -> int:
+  try:
+    return int(text.split(':', 1)[1])
+  except ValueError:
+    raise UserError(f'Expected random:SEED with an integer SEED, got {text!r}') from None
