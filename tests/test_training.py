@@ -1,0 +1,65 @@
+"""Stand-alone training: a tiny run completes, writes its summary, and resumes after a crash."""
+
+import csv
+import os
+
+import keras
+import pytest
+
+from tunas_tf.errors import UserError
+from tunas_tf.training.config import TrainConfig
+from tunas_tf.training.standalone import train
+
+# A small fixed architecture keeps the test fast: MobileNetV2's layout at 32x32.
+_TINY = dict(search_space='mobilenet_v2', arch='mobilenet_v2', dataset='digits', image_size=32,
+             batch_size=32, max_steps_per_epoch=2)
+
+
+class _Crash(keras.callbacks.Callback):
+  """Simulates a killed job at the start of epoch `at`."""
+
+  def __init__(self, at):
+    super().__init__()
+    self.at = at
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == self.at:
+      raise RuntimeError('simulated crash')
+
+
+def _epochs_logged(output_dir):
+  with open(os.path.join(output_dir, 'history.csv')) as f:
+    return [int(row['epoch']) for row in csv.DictReader(f)]
+
+
+def test_train_resumes_after_a_crash_and_finishes(tmp_path):
+  config = TrainConfig(epochs=3, **_TINY)
+  out = str(tmp_path / 'run')
+  with pytest.raises(RuntimeError, match='simulated crash'):
+    train(config, out, extra_callbacks=[_Crash(at=2)])
+  assert not os.path.exists(os.path.join(out, 'summary.json'))
+  assert _epochs_logged(out) == [0, 1]
+  summary = train(config, out)
+  assert _epochs_logged(out) == [0, 1, 2]  # Epochs 0 and 1 were not trained again.
+  for key in ('val_accuracy', 'params', 'macs', 'arch', 'steps_per_epoch'):
+    assert key in summary
+  assert 0.0 <= summary['val_accuracy'] <= 1.0
+  assert os.path.exists(os.path.join(out, 'model.weights.h5'))
+  assert os.listdir(os.path.join(out, 'tensorboard'))
+  # A finished run is not trained again; another config in the same directory is refused.
+  assert train(config, out) == summary
+  with pytest.raises(UserError, match='another configuration'):
+    train(TrainConfig(epochs=4, **_TINY), out)
+
+
+def test_config_errors_name_the_value():
+  with pytest.raises(UserError, match="optimizer must be one of rmsprop, sgd; got 'adam'"):
+    TrainConfig(optimizer='adam')
+  with pytest.raises(UserError, match='batch_size must be a positive integer; got 0'):
+    TrainConfig(batch_size=0)
+
+
+def test_batch_larger_than_the_split_is_a_clear_error(tmp_path):
+  config = TrainConfig(epochs=1, **{**_TINY, 'batch_size': 100_000})
+  with pytest.raises(UserError, match='fewer than one batch'):
+    train(config, str(tmp_path / 'run'))
