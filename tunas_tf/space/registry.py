@@ -76,6 +76,8 @@ def parse_architecture(text: str, space_name: Optional[str] = None) -> Architect
     A validated, canonical `Architecture`.
   """
   text = text.strip()
+  if space_name is not None:
+    get_space(space_name)  # An unknown space name is the first thing to report.
   if text in _REFERENCES:
     arch = get_reference(text)
   elif text.endswith('.json') or os.path.isfile(text):

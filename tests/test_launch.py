@@ -1,0 +1,56 @@
+"""The absl entry points, run as a user would: real processes, real files, exit statuses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(module, *args):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--arch=resnet50'], 'neither a reference model'),
+    (['--arch=k3-e3k5', '--search_space=proxylessnas'], 'expected 22'),
+    (['--arch=mobilenet_v2', '--search_space=proxyless'], 'known search spaces'),
+    (['--arch=random:1', '--search_space=proxylessnas', '--num_threads=0'], 'num_threads'),
+])
+def test_export_bad_input_is_one_error_line(tmp_path, args, message):
+  result = _run('launch.export_tflite', f'--output_dir={tmp_path}', *args)
+  assert result.returncode == 2, result.stderr
+  assert message in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_export_int8_writes_model_and_summary(tmp_path):
+  result = _run('launch.export_tflite', '--search_space=proxylessnas', '--arch=random:5',
+                '--image_size=32', '--num_classes=10', '--quantize=int8', '--dataset=digits',
+                '--saved_model=false', f'--output_dir={tmp_path}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads((tmp_path / 'summary.json').read_text())
+  for key in ('params', 'macs', 'latency_ms', 'tflite_max_abs_diff', 'int8_top1_agreement'):
+    assert key in summary
+    assert f'{key}:' in result.stdout
+  assert summary['tflite_max_abs_diff'] < 1e-4
+  assert 0.0 <= summary['int8_top1_agreement'] <= 1.0
+  assert (tmp_path / 'model.tflite').stat().st_size > 0
+  arch = json.loads((tmp_path / 'arch.json').read_text())
+  assert arch['space'] == 'proxylessnas' and len(arch['indices']) == 73
+
+
+def test_train_cli_runs_and_rejects_bad_flags(tmp_path):
+  bad = _run('launch.train', f'--output_dir={tmp_path / "bad"}', '--dataset=no_such_data')
+  assert bad.returncode == 2 and 'known datasets' in bad.stderr
+  good = _run('launch.train', '--search_space=mobilenet_v2', '--arch=mobilenet_v2',
+              '--epochs=1', '--max_steps_per_epoch=2', '--batch_size=16',
+              f'--output_dir={tmp_path / "run"}')
+  assert good.returncode == 0, good.stderr[-3000:]
+  assert 'val_accuracy (test):' in good.stdout
+  assert json.loads((tmp_path / 'run' / 'summary.json').read_text())['epochs'] == 1
