@@ -23,11 +23,14 @@ flags.DEFINE_string('data_dir', '', 'tfds data directory.')
 flags.DEFINE_string('weights', '', 'Optional Keras weights file, e.g. from launch.train.')
 flags.DEFINE_integer('num_threads', 1, 'LiteRT interpreter threads for the latency.')
 flags.DEFINE_bool('saved_model', True, 'Also write OUTPUT_DIR/saved_model.')
+flags.DEFINE_bool('recalibrate_bn', True, 'Without --weights, fit batch-norm statistics on '
+                  '32 real images of --dataset before export.')
 flags.DEFINE_integer('seed', 0, 'Seed of the random parity and latency inputs.')
 flags.mark_flags_as_required(['arch', 'output_dir'])
 
 _PRINTED = ('search_space', 'arch', 'image_size', 'quantize', 'params', 'macs', 'latency_ms',
-            'latency_p10_ms', 'latency_p90_ms', 'tflite_max_abs_diff', 'int8_top1_agreement',
+            'latency_p10_ms', 'latency_p90_ms', 'tflite_max_abs_diff',
+            'tflite_max_rel_diff', 'int8_top1_agreement',
             'tflite_bytes', 'interpreter_backend', 'num_threads', 'tflite_path')
 
 
@@ -37,7 +40,8 @@ def main(unused_argv):
       arch=FLAGS.arch, search_space=FLAGS.search_space, image_size=FLAGS.image_size,
       num_classes=FLAGS.num_classes, quantize=FLAGS.quantize, dataset=FLAGS.dataset,
       data_dir=FLAGS.data_dir, weights=FLAGS.weights, num_threads=FLAGS.num_threads,
-      saved_model=FLAGS.saved_model, seed=FLAGS.seed)
+      saved_model=FLAGS.saved_model, recalibrate_bn=FLAGS.recalibrate_bn,
+      seed=FLAGS.seed)
   summary = from_arch.export_architecture(config, FLAGS.output_dir)
   print(from_arch.format_summary(summary, _PRINTED))
 

@@ -23,3 +23,19 @@ def test_sample_build_forward_tflite(name):
   content = export.convert_to_tflite(model)
   assert export.float_parity(model, content, num_samples=2) < 1e-4
   assert count_macs(s, arch, 32, 10) > 0
+
+
+def test_recalibrated_batch_norm_normalizes_an_untrained_model():
+  from tunas_tf.models.batch_norm import recalibrate_batch_norm
+  arch = space.get_reference('mobilenet_v2')
+  model = build_model(arch.space, arch, num_classes=10, image_size=32)
+  images = np.random.default_rng(1).uniform(size=(8, 32, 32, 3)).astype('float32')
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  raw = np.abs(np.asarray(model(images))).max()
+  recalibrate_batch_norm(model, images)
+  assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+  # Batch norms now normalize, so activations no longer grow with depth.
+  calibrated = np.abs(np.asarray(model(images))).max()
+  assert calibrated < raw / 10
+  content = export.convert_to_tflite(model)
+  assert export.float_parity_report(model, content, 2)['max_rel_diff'] < 1e-5

@@ -8,7 +8,7 @@ from absl import logging
 
 from tunas_tf.export.interpreter import check_num_threads
 from tunas_tf.export.latency import measure_latency
-from tunas_tf.export.parity import float_parity, int8_agreement
+from tunas_tf.export.parity import float_parity_report, int8_agreement
 from tunas_tf.export.saved_model import export_saved_model
 from tunas_tf.export.tflite import (calibration_images, check_quantize, convert_to_tflite,
                                     model_input_shape, write_tflite)
@@ -27,6 +27,7 @@ class ExportSummary:
     quantize: 'none' or 'int8'.
     tflite_bytes: size of `model.tflite`.
     tflite_max_abs_diff: max |Keras - float TFLite| on random inputs.
+    tflite_max_rel_diff: the same divided by the largest |Keras logit|.
     int8_top1_agreement: top-1 agreement of int8 with float TFLite on real images, or
       None when not quantized.
     latency_ms: median latency of `model.tflite` in milliseconds.
@@ -42,6 +43,7 @@ class ExportSummary:
   quantize: str
   tflite_bytes: int
   tflite_max_abs_diff: float
+  tflite_max_rel_diff: float
   int8_top1_agreement: Optional[float]
   latency_ms: float
   latency_p10_ms: float
@@ -112,8 +114,8 @@ def export_model(model: Any,
                         calibration_images(agreement_images, shape))
   os.makedirs(output_dir, exist_ok=True)
   float_bytes = convert_to_tflite(model, 'none', input_shape=shape)
-  max_abs_diff = float_parity(model, float_bytes, num_samples=parity_samples, seed=seed,
-                              input_shape=shape)
+  parity = float_parity_report(model, float_bytes, num_samples=parity_samples, seed=seed,
+                               input_shape=shape)
   tflite_path = os.path.join(output_dir, TFLITE_NAME)
   float_path, agreement = None, None
   if quantize == 'int8':
@@ -135,7 +137,8 @@ def export_model(model: Any,
                                           input_shape=shape, overwrite=True)
   summary = ExportSummary(
       tflite_path=tflite_path, quantize=quantize, tflite_bytes=len(content),
-      tflite_max_abs_diff=max_abs_diff, int8_top1_agreement=agreement,
+      tflite_max_abs_diff=parity['max_abs_diff'],
+      tflite_max_rel_diff=parity['max_rel_diff'], int8_top1_agreement=agreement,
       latency_ms=stats.median_ms, latency_p10_ms=stats.p10_ms, latency_p90_ms=stats.p90_ms,
       latency_runs=stats.n, interpreter_backend=stats.backend, num_threads=num_threads,
       float_tflite_path=float_path, saved_model_path=saved_model_path)

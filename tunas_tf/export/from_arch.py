@@ -4,6 +4,8 @@ import dataclasses
 import os
 from typing import Optional
 
+import numpy as np
+
 from absl import logging
 
 from tunas_tf import fileio
@@ -30,6 +32,8 @@ class ExportConfig:
     num_threads: LiteRT threads for the latency measurement.
     saved_model: also write a SavedModel.
     calibration_images: number of real images for int8 calibration.
+    recalibrate_bn: without `weights`, fit the batch-norm statistics of the freshly built
+      model on real images first (see `recalibrate_batch_norm`).
     seed: seed of random inputs.
   """
   arch: str
@@ -43,6 +47,7 @@ class ExportConfig:
   num_threads: int = 1
   saved_model: bool = True
   calibration_images: int = 100
+  recalibrate_bn: bool = True
   seed: int = 0
 
   def __post_init__(self):
@@ -68,6 +73,9 @@ def export_architecture(config: ExportConfig, output_dir: str) -> dict:
                       image_size=config.image_size)
   if config.weights:
     model.load_weights(config.weights)
+  elif config.recalibrate_bn:
+    from tunas_tf.models.batch_norm import recalibrate_batch_norm  # pylint: disable=g-import-not-at-top
+    recalibrate_batch_norm(model, np.concatenate(_real_images(config, 'train', 32)))
   calibration = agreement = None
   if config.quantize == 'int8':
     calibration = _real_images(config, 'train', config.calibration_images)
