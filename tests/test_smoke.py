@@ -9,7 +9,7 @@ from tunas_tf import export
 from tunas_tf import space
 from tunas_tf.models import build_model, count_macs
 
-MOBILE_SPACES = [n for n in space.list_spaces() if space.get_space(n).family == 'mobile']
+MOBILE_SPACES = space.list_spaces('mobile')
 
 
 @pytest.mark.parametrize('name', MOBILE_SPACES)
@@ -29,7 +29,7 @@ def test_recalibrated_batch_norm_normalizes_an_untrained_model():
   from tunas_tf.models.batch_norm import recalibrate_batch_norm
   arch = space.get_reference('mobilenet_v2')
   model = build_model(arch.space, arch, num_classes=10, image_size=32)
-  images = np.random.default_rng(1).uniform(size=(8, 32, 32, 3)).astype('float32')
+  images = np.random.default_rng(1).uniform(size=(32, 32, 32, 3)).astype('float32')
   before = [v.numpy().copy() for v in model.trainable_variables]
   raw = np.abs(np.asarray(model(images))).max()
   recalibrate_batch_norm(model, images)
@@ -38,4 +38,4 @@ def test_recalibrated_batch_norm_normalizes_an_untrained_model():
   calibrated = np.abs(np.asarray(model(images))).max()
   assert calibrated < raw / 10
   content = export.convert_to_tflite(model)
-  assert export.float_parity_report(model, content, 2)['max_rel_diff'] < 1e-5
+  assert export.float_parity_report(model, content, 2)['max_abs_diff'] < 1e-4

@@ -6,6 +6,7 @@ import random
 from typing import Callable, Dict, Optional, Tuple
 
 from tunas_tf.errors import UserError, unknown_name
+from tunas_tf.space import cell
 from tunas_tf.space import mobile
 from tunas_tf.space import references
 from tunas_tf.space.architecture import Architecture
@@ -25,6 +26,18 @@ _SPACES: Dict[str, Tuple[Callable, str, str]] = {
                    'mobile', 'ProxylessNAS layout with MnasNet-B1 filters (reference space)'),
     'mobilenet_v3_large': (mobile.mobilenet_v3_large_spec, 'mobile',
                            'MobileNetV3-Large, fixed (reference space, no decisions)'),
+    'nas_bench_201': (cell.nas_bench_201_spec, 'cell',
+                      'NAS-Bench-201: one 4-node cell, 6 edges x 5 ops (15,625), C=16 N=5'),
+    'darts': (cell.darts_spec, 'cell',
+              'DARTS/GDAS NASNet space: 14 edges x 8 ops, normal + reduction cell (8^28), '
+              'C=16 N=2'),
+    'darts_frc': (functools.partial(cell.darts_spec, fixed_reduction=True), 'cell',
+                  'GDAS-FRC: DARTS normal cell (8^14), fixed GDAS reduction cell, C=16 N=2'),
+    'setn': (cell.setn_spec, 'cell',
+             'SETN: per node 2 inputs with replacement, ops f1<=f2 of 6 (~10^18.9), C=16 N=2'),
+    'pgnas_resnet': (cell.pgnas_resnet_spec, 'pgnas',
+                     'PGNAS multi-branch ResNet prior: keep/drop per (block, kernel 1/3/5), '
+                     '9 blocks (2^27)'),
 }
 
 # reference name -> (space name, flat TuNAS ops or None for a space without decisions).
@@ -36,8 +49,9 @@ _REFERENCES = {
 }
 
 
-def list_spaces() -> Tuple[str, ...]:
-  return tuple(sorted(_SPACES))
+def list_spaces(family: Optional[str] = None) -> Tuple[str, ...]:
+  """Registered space names, optionally only those of one family ('mobile', 'cell', ...)."""
+  return tuple(sorted(n for n, (_, f, _) in _SPACES.items() if family in (None, f)))
 
 
 @functools.lru_cache(maxsize=None)
