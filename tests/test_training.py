@@ -63,3 +63,13 @@ def test_batch_larger_than_the_split_is_a_clear_error(tmp_path):
   config = TrainConfig(epochs=1, **{**_TINY, 'batch_size': 100_000})
   with pytest.raises(UserError, match='fewer than one batch'):
     train(config, str(tmp_path / 'run'))
+
+
+@pytest.mark.slow  # The full NAS-Bench-201 network (17 cells) takes ~1 min to trace here.
+def test_a_cell_architecture_trains(tmp_path):
+  config = TrainConfig(search_space='nas_bench_201', arch='random:0', dataset='digits',
+                       image_size=32, batch_size=16, epochs=1, max_steps_per_epoch=1,
+                       optimizer='sgd', base_learning_rate=0.1)
+  summary = train(config, str(tmp_path / 'cell'))
+  assert summary['search_space'] == 'nas_bench_201'
+  assert summary['macs'] is None and summary['params'] > 0

@@ -1,6 +1,7 @@
 """Typed configuration of stand-alone training."""
 
 import dataclasses
+from typing import Optional
 
 from tunas_tf.errors import UserError
 
@@ -23,7 +24,8 @@ class TrainConfig:
     base_learning_rate: peak rate per 256 examples (TuNAS 0.165 for RMSProp); the peak is
       base_learning_rate * batch_size / 256.
     warmup_fraction: fraction of steps of linear warmup before cosine decay (TuNAS 0.025).
-    weight_decay: L2 weight decay (TuNAS 4e-5, applied as L2(wd / 2)).
+    weight_decay: L2 weight decay, applied as L2(wd / 2); None: the space family's reference
+      value (TuNAS 4e-5, NAS-Bench-201 / DARTS 5e-4).
     label_smoothing: TuNAS 0.1.
     dropout_rate: before the classifier.
     eval_split: 'test' (report held-out accuracy) or 'search_valid' (the search split).
@@ -41,7 +43,7 @@ class TrainConfig:
   optimizer: str = 'rmsprop'
   base_learning_rate: float = 0.165
   warmup_fraction: float = 0.025
-  weight_decay: float = 4e-5
+  weight_decay: Optional[float] = None
   label_smoothing: float = 0.1
   dropout_rate: float = 0.0
   train_split: str = 'train'
@@ -60,6 +62,8 @@ class TrainConfig:
       raise UserError(f'base_learning_rate must be > 0; got {self.base_learning_rate!r}')
     if not 0 <= self.warmup_fraction < 1:
       raise UserError(f'warmup_fraction must be in [0, 1); got {self.warmup_fraction!r}')
+    if self.weight_decay is not None and self.weight_decay < 0:
+      raise UserError(f'weight_decay must be >= 0; got {self.weight_decay!r}')
     if not 0 <= self.label_smoothing < 1:
       raise UserError(f'label_smoothing must be in [0, 1); got {self.label_smoothing!r}')
     if self.train_split not in ('train', 'search_train'):

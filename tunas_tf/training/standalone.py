@@ -24,9 +24,8 @@ from tunas_tf import data as data_lib
 from tunas_tf import fileio
 from tunas_tf import space as space_lib
 from tunas_tf.errors import UserError
-from tunas_tf.models import macs
 from tunas_tf.models.batch_norm import recalibrate_batch_norm
-from tunas_tf.models.standalone import build_model
+from tunas_tf.models.factory import build_network, network_macs
 from tunas_tf.search import schedules
 from tunas_tf.training.config import TrainConfig
 
@@ -178,8 +177,8 @@ def train(config: TrainConfig, output_dir: str,
   fileio.atomic_write_json(os.path.join(output_dir, 'config.json'), config.to_dict())
   keras.utils.set_random_seed(config.seed)
   num_classes = dataset.info.num_classes
-  model = build_model(space, arch, num_classes=num_classes, image_size=config.image_size,
-                      dropout_rate=config.dropout_rate, weight_decay=config.weight_decay)
+  model = build_network(space, arch, num_classes, config.image_size, config.dropout_rate,
+                        config.weight_decay)
   _compile(model, config, steps * config.epochs)
   train_ds, eval_ds = _pipelines(dataset, config)
   to_one_hot = _one_hot(num_classes)
@@ -198,7 +197,7 @@ def train(config: TrainConfig, output_dir: str,
       'val_accuracy': float(results['accuracy']), 'val_loss': float(results['loss']),
       'eval_split': config.eval_split, 'num_classes': num_classes,
       'params': int(model.count_params()),
-      'macs': macs.count_macs(space, arch, config.image_size, num_classes),
+      'macs': network_macs(space, arch, config.image_size, num_classes),
       'epochs': config.epochs, 'steps_per_epoch': steps, 'train_seconds': train_seconds,
   }
   fileio.atomic_write_json(os.path.join(output_dir, 'summary.json'), summary)
