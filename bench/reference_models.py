@@ -33,7 +33,10 @@ def _row(name, images):
   from tunas_tf.models.batch_norm import recalibrate_batch_norm  # pylint: disable=g-import-not-at-top
   arch = space.get_reference(name)
   model = build_model(arch.space, arch, num_classes=1000, image_size=FLAGS.image_size)
-  # Untrained: give the batch norms the statistics of real images, as a trained model has.
+  # Untrained: fit the batch norms to the distribution parity is checked on (uniform pixels,
+  # another seed), as a trained model's are fitted to its inputs. Fitting them to 32 digits
+  # images instead left near-constant channels whose tiny variances blew logits up to ~1e2,
+  # where float32 round-off alone exceeds the 1e-4 parity bound.
   recalibrate_batch_norm(model, images)
   start = time.time()
   content = export.convert_to_tflite(model)
@@ -54,9 +57,8 @@ def main(unused_argv):
         f'{FLAGS.num_threads} thread(s)')
   print(f'{"model":20s} {"params (vs paper)":>19s} {"MACs (vs paper)":>17s} {"max|diff|":>9s} '
         f'{"med ms":>8s} {"p10":>7s} {"p90":>7s} {"runs":>5s} {"convert":>7s}')
-  from tunas_tf import data  # pylint: disable=g-import-not-at-top
-  digits = data.load_dataset('digits')
-  images = np.concatenate(list(data.representative_images(digits, FLAGS.image_size, 32)))
+  size = FLAGS.image_size
+  images = np.random.default_rng(1234).uniform(size=(32, size, size, 3)).astype(np.float32)
   for name in FLAGS.models:
     print(_row(name, images), flush=True)
 
