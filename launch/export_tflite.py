@@ -26,10 +26,12 @@ flags.DEFINE_bool('saved_model', True, 'Also write OUTPUT_DIR/saved_model.')
 flags.DEFINE_bool('recalibrate_bn', True, 'Without --weights, fit batch-norm statistics on '
                   '32 real images of --dataset before export.')
 flags.DEFINE_integer('seed', 0, 'Seed of the random parity and latency inputs.')
+flags.DEFINE_string('latency_table', '', 'Optional latency table: adds its prediction '
+                    '(predicted_latency_ms) to summary.json.')
 flags.mark_flags_as_required(['arch', 'output_dir'])
 
 _PRINTED = ('search_space', 'arch', 'image_size', 'quantize', 'params', 'macs', 'latency_ms',
-            'latency_p10_ms', 'latency_p90_ms', 'tflite_max_abs_diff',
+            'latency_p10_ms', 'latency_p90_ms', 'predicted_latency_ms', 'tflite_max_abs_diff',
             'tflite_max_rel_diff', 'int8_top1_agreement',
             'tflite_bytes', 'interpreter_backend', 'num_threads', 'tflite_path')
 
@@ -41,7 +43,7 @@ def main(unused_argv):
       num_classes=FLAGS.num_classes, quantize=FLAGS.quantize, dataset=FLAGS.dataset,
       data_dir=FLAGS.data_dir, weights=FLAGS.weights, num_threads=FLAGS.num_threads,
       saved_model=FLAGS.saved_model, recalibrate_bn=FLAGS.recalibrate_bn,
-      seed=FLAGS.seed)
+      seed=FLAGS.seed, latency_table=FLAGS.latency_table)
   summary = from_arch.export_architecture(config, FLAGS.output_dir)
   print(from_arch.format_summary(summary, _PRINTED))
 

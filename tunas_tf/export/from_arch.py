@@ -35,6 +35,8 @@ class ExportConfig:
     recalibrate_bn: without `weights`, fit the batch-norm statistics of the freshly built
       model on real images first (see `recalibrate_batch_norm`).
     seed: seed of random inputs.
+    latency_table: optional latency table (latency/); adds its calibrated prediction
+      `predicted_latency_ms` to the summary.
   """
   arch: str
   search_space: str = ''
@@ -49,6 +51,7 @@ class ExportConfig:
   calibration_images: int = 100
   recalibrate_bn: bool = True
   seed: int = 0
+  latency_table: str = ''
 
   def __post_init__(self):
     check_quantize(self.quantize)
@@ -64,11 +67,28 @@ def _real_images(config: ExportConfig, split: str, num: int):
   return list(data_lib.representative_images(dataset, config.image_size, num, split=split))
 
 
+def _predicted_latency(config: ExportConfig, arch) -> Optional[float]:
+  """The latency table's prediction for `arch`, or None without --latency_table."""
+  if not config.latency_table:
+    return None
+  import latency  # pylint: disable=g-import-not-at-top
+  table = latency.LatencyTable.read(config.latency_table)
+  table_classes = table.header['num_classes']
+  if table_classes != config.num_classes:
+    raise UserError(f'Latency table {config.latency_table!r} was built for num_classes='
+                    f'{table_classes}, but the export has num_classes={config.num_classes}; '
+                    f'pass --num_classes={table_classes} or a table built with '
+                    f'--num_classes={config.num_classes}')
+  model = latency.table_cost_model(table, arch.space, config.image_size, config.latency_table)
+  return model.predict_ms(arch)
+
+
 def export_architecture(config: ExportConfig, output_dir: str) -> dict:
   """Builds, exports and measures `config.arch`; writes arch.json and summary.json."""
   from tunas_tf.models.standalone import build_model  # Local: keeps TF out of `--help`.
   arch = space_lib.parse_architecture(config.arch, config.search_space or None)
   space = space_lib.get_space(arch.space)
+  predicted = _predicted_latency(config, arch)  # Before the slow export: fail fast.
   model = build_model(space, arch, num_classes=config.num_classes,
                       image_size=config.image_size)
   if config.weights:
@@ -93,6 +113,8 @@ def export_architecture(config: ExportConfig, output_dir: str) -> dict:
       'macs': macs.count_macs(space, arch, config.image_size, config.num_classes),
       **result.to_dict(),
   }
+  if predicted is not None:
+    summary['predicted_latency_ms'] = predicted
   fileio.atomic_write_text(os.path.join(output_dir, 'arch.json'), space.to_json(arch))
   fileio.atomic_write_json(os.path.join(output_dir, 'summary.json'), summary)
   return summary

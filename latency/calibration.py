@@ -1,0 +1,195 @@
+"""End-to-end measurements of whole architectures, and the calibration measured ≈ a·Σ + b.
+
+A sum of isolated unit latencies is biased (on the x86 host Σ/measured was 0.84-0.92, mostly a
+common scale: docs/anchors/latency.md §4.6), so the table cost model is calibrated on K whole
+architectures measured with the table's own protocol. The K architectures are spread over the
+range of Σ (picked by quantile from a large pool of uniform and tilted samples): uniform samples
+alone cluster around the mean (a sum of many independent choices), which leaves the intercept
+poorly determined. The measurements are stored in the table, so a rerun only measures what is
+missing and (a, b) is always refitted against the current entries.
+"""
+
+import os
+import random
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+from absl import logging
+
+from latency import cost_model as cost_lib
+from latency.profiler import (ConversionPool, Progress, ProfileConfig, pinned,
+                              prepared_interpreter, quiet_logs, summarize)
+from latency.table import RUNTIME_LITERT, Entry, LatencyTable
+from tunas_tf.errors import UserError
+from tunas_tf.export.latency import time_invocations
+from tunas_tf.space.architecture import Architecture
+from tunas_tf.space.search_space import SearchSpace
+
+_POOL_FACTOR = 20
+ROUNDS = 3  # Interleaved timing passes per architecture (see measure_archs).
+
+
+def config_from_header(header: dict, **overrides) -> ProfileConfig:
+  """The measuring protocol of a table, to measure architectures exactly as its entries."""
+  if header.get('runtime') != RUNTIME_LITERT:
+    raise UserError(f'This table was measured with runtime {header.get("runtime")!r} (e.g. on a '
+                    f'phone); end-to-end measurements here use {RUNTIME_LITERT!r} on this '
+                    'machine and would not be comparable. Measure the architectures on the '
+                    'device instead')
+  protocol = header['protocol']
+  kwargs = dict(search_space=header['search_space'], image_size=header['image_size'],
+                granularity=header['granularity'], dtype=header['dtype'],
+                num_classes=header['num_classes'], threads=header['threads'],
+                warmup=protocol['warmup'], min_runs=protocol['min_runs'],
+                min_seconds=protocol['min_seconds'], use_xnnpack=header['xnnpack'],
+                device=header['device'])
+  kwargs.update(overrides)
+  return ProfileConfig(**kwargs)
+
+
+def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
+                  what: str = 'Measuring architectures',
+                  on_entry: Optional[Callable[[int, Entry], None]] = None,
+                  rounds: int = ROUNDS) -> List[Entry]:
+  """Converts `archs` in parallel, then times them with `config`'s protocol.
+
+  Whole models run for tens of milliseconds, long enough to be hit by whatever else runs on
+  the machine; so each batch of architectures is timed in `rounds` interleaved passes (in a
+  fresh random order each time) and each entry pools its runs of all passes: a busy spell
+  then inflates every architecture a little instead of a few a lot, which would bend the
+  calibration line.
+
+  Args:
+    config: protocol (threads, warm-up, runs...) and conversion settings; every pass runs
+      the full protocol.
+    archs: architectures of `config.search_space`.
+    what: progress label.
+    on_entry: called with (index, entry) after each architecture is done (e.g. to save it).
+    rounds: interleaved timing passes per batch (>= 1).
+
+  Returns:
+    One `Entry` per architecture, in order.
+  """
+  jobs = [('arch', config.search_space, list(a.indices), config.image_size, config.num_classes,
+           config.dtype) for a in archs]
+  results: List[Entry] = []
+  workers = min(config.workers or (os.cpu_count() or 1), max(1, len(jobs) // 4))
+  rng = random.Random(config.seed)
+  with quiet_logs(), ConversionPool(workers) as pool:
+    batch_size = max(4, 2 * pool.workers)
+    progress = Progress(len(jobs), what)
+    for offset in range(0, len(jobs), batch_size):
+      contents = pool.map(jobs[offset:offset + batch_size])
+      with pinned(config.cpus):
+        interpreters = [prepared_interpreter(c, config, config.seed + offset + i)
+                        for i, c in enumerate(contents)]
+        runs = [[] for _ in interpreters]
+        for _ in range(rounds):
+          order = list(range(len(interpreters)))
+          rng.shuffle(order)
+          for i in order:
+            runs[i].append(time_invocations(interpreters[i], config.warmup, config.min_runs,
+                                            config.min_seconds) / 1e6)
+      del interpreters
+      for times in runs:
+        results.append(summarize(np.concatenate(times)))
+        if on_entry is not None:
+          on_entry(len(results) - 1, results[-1])
+      progress.update(len(results))
+  return results
+
+
+def spread_architectures(space: SearchSpace, raw_model: cost_lib.LatticeCostModel, num: int,
+                         seed: int, exclude: Sequence[str] = ()) -> List[Architecture]:
+  """`num` distinct architectures spread evenly over the range of the raw sum Σ.
+
+  Args:
+    space: the search space.
+    raw_model: an uncalibrated cost model (its Σ orders the candidates).
+    num: how many to return.
+    seed: seed of the candidate pool.
+    exclude: architecture strings that may not be returned.
+  """
+  rng = random.Random(seed)
+  candidates, seen = [], set(exclude)
+  for i in range(_POOL_FACTOR * num):
+    # Half uniform, half tilted toward low or high choice indices (usually cheap / costly).
+    arch = space.sample(rng) if i % 2 == 0 else _tilted_sample(space, rng)
+    text = space.to_string(arch)
+    if text not in seen:
+      seen.add(text)
+      candidates.append(arch)
+  if len(candidates) < num:
+    raise UserError(f'Space {space.name!r} has fewer than {num} distinct architectures outside '
+                    'the excluded ones; ask for fewer')
+  sums = raw_model.raw_many([a.indices for a in candidates])
+  order = np.argsort(sums, kind='stable')
+  picks = np.unique(np.round(np.linspace(0, len(order) - 1, num)).astype(int))
+  return [candidates[order[p]] for p in picks]
+
+
+def _tilted_sample(space: SearchSpace, rng: random.Random) -> Architecture:
+  tilt = rng.uniform(-3.0, 3.0)
+  indices = []
+  for d in space.decisions:
+    weights = np.exp(tilt * np.linspace(-1.0, 1.0, d.num_choices)) if d.num_choices > 1 else [1]
+    indices.append(rng.choices(range(d.num_choices), weights=list(weights))[0])
+  return space.canonical(Architecture(space.name, tuple(indices)))
+
+
+def calibrate_table(path: str, num_archs: int, seed: int = 1,
+                    config: Optional[ProfileConfig] = None) -> cost_lib.Calibration:
+  """Measures up to `num_archs` spread architectures end to end and fits (a, b) into `path`.
+
+  Architectures already stored in the table count towards `num_archs`; only the rest are
+  measured (so an interrupted calibration resumes).
+
+  Args:
+    path: a complete table measured on this machine.
+    num_archs: K, the number of calibration architectures (>= 1).
+    seed: seed of the candidate pool.
+    config: measuring settings (default: the table's own protocol).
+
+  Returns:
+    The fitted `Calibration` (also written into the table).
+  """
+  if isinstance(num_archs, bool) or not isinstance(num_archs, int) or num_archs < 1:
+    raise UserError(f'num_archs must be an integer >= 1, got {num_archs!r}')
+  table = LatencyTable.read(path)
+  config = config or config_from_header(table.header)
+  raw = cost_lib.table_cost_model(table, table.header['search_space'],
+                                  table.header['image_size'], path, calibrate=False)
+  space = raw.space
+  data = table.calibration or {'archs': []}
+  table.calibration = data
+  stored = data['archs']
+  todo = num_archs - len(stored)
+  if todo > 0:
+    archs = spread_architectures(space, raw, todo, seed + len(stored),
+                                 exclude=[a['arch'] for a in stored])
+
+    def save(i: int, entry: Entry) -> None:
+      stored.append({'arch': space.to_string(archs[i]), 'indices': list(archs[i].indices),
+                     'measured_ms': entry.median_ms, 'p10_ms': entry.p10_ms,
+                     'p90_ms': entry.p90_ms, 'n': entry.n})
+      table.write(path)  # Each measurement is kept, so an interrupted calibration resumes.
+
+    measure_archs(config, archs, 'Calibration architectures', on_entry=save)
+  sums = raw.raw_many([a['indices'] for a in stored])
+  fit = cost_lib.fit_calibration(sums, [a['measured_ms'] for a in stored])
+  for arch, total in zip(stored, sums):
+    arch['sum_ms'] = float(total)
+  if fit.mape > 0.1:
+    logging.warning('The calibration line misses its own %d architectures by %.0f%% on average: '
+                    'the measurements are noisy (a busy machine?) or Σ does not track them; '
+                    'check the drift in the header and validate the table before using it',
+                    fit.num_archs, 100 * fit.mape)
+  data.update({'a': fit.a, 'b': fit.b, 'num_archs': fit.num_archs, 'fit_rmse_ms': fit.rmse_ms,
+               'fit_mape': fit.mape, 'seed': seed, 'rounds': ROUNDS,
+               'mean_sum_over_measured': float(np.mean(sums / np.asarray(
+                   [a['measured_ms'] for a in stored])))})
+  table.write(path)
+  logging.info('Calibrated %s on %d architectures: measured = %.4f * sum + %.4f ms (fit RMSE '
+               '%.3f ms, MAPE %.1f%%)', path, fit.num_archs, fit.a, fit.b, fit.rmse_ms,
+               100 * fit.mape)
+  return fit
