@@ -1,0 +1,239 @@
+"""`CellSearchConfig`: one validated, frozen description of a GDAS / SETN / DARTS / random / PGNAS
+cell search (what `launch.search_cell` builds from its flags).
+
+Defaults are the reference code's (shared/docs/anchors/cellsearch.md §1.3-1.4: AutoDL
+`GDAS.config` / `SETN.config`; §4.2 for PGNAS): weights SGD lr 0.025, momentum 0.9, Nesterov,
+weight decay 5e-4, cosine to 0.001 per step, gradient-norm clip 5, batch 64; architecture
+Adam lr 3e-4, betas (0.5, 0.999), weight decay 1e-3; GDAS τ 10 → 0.1; SETN T = 1000
+candidates scored on one validation batch of 512; PGNAS τ 0.2, initial drop 0.1, C = 1500,
+N = 10× the training examples.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+from tunas_tf.errors import UserError, unknown_name
+from tunas_tf.space import cell as cell_lib
+from tunas_tf.space import registry
+from tunas_tf.space.search_space import SearchSpace
+
+ALGORITHMS = ('darts', 'gdas', 'pgnas', 'random', 'setn')
+SETN_VARIANTS = ('setn', 'rand', 'non')
+# Which spaces each algorithm searches (why not the others: GDAS's hard sampler is defined per
+# edge, so not for SETN's op-pair / input-pair encoding; PGNAS needs kernel-size groups).
+SUPPORTED_SPACES = {
+    'gdas': ('nas_bench_201', 'darts', 'darts_frc'),
+    'darts': ('nas_bench_201', 'darts', 'darts_frc', 'setn'),
+    'setn': ('nas_bench_201', 'darts', 'darts_frc', 'setn'),
+    'random': ('nas_bench_201', 'darts', 'darts_frc', 'setn'),
+    'pgnas': ('pgnas_resnet',),
+}
+DEFAULT_CANDIDATES = {'setn': 1000, 'random': 1000, 'pgnas': 1500}
+PGNAS_BLOCKS_PER_STAGE = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSearchConfig:
+  """A cell-space search.
+
+  Attributes:
+    algorithm: 'gdas', 'setn', 'darts' (first order), 'random' (one-shot random search) or
+      'pgnas'.
+    search_space: 'nas_bench_201', 'darts', 'darts_frc', 'setn' or 'pgnas_resnet'.
+    dataset: a registered dataset name or an image-folder / tarball path.
+    data_dir: tfds data directory (tfds names only).
+    image_size: square input size.
+    channels: C of the cell network (0: the space's, 16); for pgnas_resnet the first stage's
+      width (stages C, 2C, 4C; 0: 32).
+    num_cells: cells per stage N (0: the space's, NB201 5, DARTS 2); not for pgnas_resnet.
+    epochs: passes over the search_train split (ignored when `steps` > 0).
+    steps: total steps; 0 derives them from `epochs`.
+    batch_size: global training batch (AutoDL: 64).
+    valid_batch_size: global validation batch of architecture steps; 0 means `batch_size`.
+    search_valid_fraction: share of the training set held out as search_valid.
+    learning_rate: SGD rate of the weights at step 0 (cosine decay to `min_learning_rate`).
+    min_learning_rate: the final SGD rate.
+    momentum: SGD momentum.
+    nesterov: Nesterov momentum.
+    weight_decay: coupled (PyTorch) weight decay of the weights; PGNAS uses its prior term
+      instead and ignores it.
+    grad_clip: global gradient-norm clip of the weight step (0: none).
+    arch_learning_rate: Adam rate of the architecture parameters.
+    arch_beta1: Adam beta1.
+    arch_beta2: Adam beta2.
+    arch_weight_decay: coupled weight decay of the architecture parameters.
+    tau_max: GDAS Gumbel-softmax temperature at step 0.
+    tau_min: GDAS temperature at the last step (linear in between).
+    num_candidates: candidates scored at the end (SETN / random T, PGNAS C); 0: the
+      algorithm's default (1000, 1000, 1500).
+    eval_batch_size: held-out examples (one search_valid batch) that score the candidates.
+    setn_variant: 'setn'; 'rand' (SETN-RAND: candidates drawn uniformly); 'non' (SETN-NON:
+      the template network is trained on the full mixture).
+    pgnas_tau: temperature of PGNAS's Gumbel-sigmoid relaxation (paper: 0.2).
+    pgnas_length_scale_sq: l² of PGNAS's weight prior (SupNet-M on CIFAR-10: 50).
+    pgnas_dataset_multiplier: N = this × the search_train examples (paper: ~10 for CIFAR).
+    pgnas_initial_drop: initial drop probability of every kernel group (paper: 0.1).
+    strategy: 'default', 'mirrored', 'multi_worker' or 'tpu'.
+    tpu: TPU name or address.
+    seed: seeds weights, data order, samples and candidates.
+    checkpoint_every: steps between checkpoints.
+    summary_every: steps between TensorBoard / metrics.jsonl rows (and report points).
+    log_every: steps between progress lines.
+    steps_per_loop: steps per compiled call.
+  """
+  algorithm: str = 'gdas'
+  search_space: str = 'nas_bench_201'
+  dataset: str = 'digits'
+  data_dir: str = ''
+  image_size: int = 32
+  channels: int = 0
+  num_cells: int = 0
+  epochs: int = 250
+  steps: int = 0
+  batch_size: int = 64
+  valid_batch_size: int = 0
+  search_valid_fraction: float = 0.5
+  learning_rate: float = 0.025
+  min_learning_rate: float = 0.001
+  momentum: float = 0.9
+  nesterov: bool = True
+  weight_decay: float = 5e-4
+  grad_clip: float = 5.0
+  arch_learning_rate: float = 3e-4
+  arch_beta1: float = 0.5
+  arch_beta2: float = 0.999
+  arch_weight_decay: float = 1e-3
+  tau_max: float = 10.0
+  tau_min: float = 0.1
+  num_candidates: int = 0
+  eval_batch_size: int = 512
+  setn_variant: str = 'setn'
+  pgnas_tau: float = 0.2
+  pgnas_length_scale_sq: float = 50.0
+  pgnas_dataset_multiplier: float = 10.0
+  pgnas_initial_drop: float = 0.1
+  strategy: str = 'default'
+  tpu: str = ''
+  seed: int = 0
+  checkpoint_every: int = 100
+  summary_every: int = 10
+  log_every: int = 10
+  steps_per_loop: int = 1
+
+  def __post_init__(self):
+    if self.algorithm not in ALGORITHMS:
+      raise unknown_name('algorithm', self.algorithm, ALGORITHMS)
+    registry.get_space(self.search_space)  # Unknown names list the registered spaces.
+    supported = SUPPORTED_SPACES[self.algorithm]
+    if self.search_space not in supported:
+      users = sorted(a for a, s in SUPPORTED_SPACES.items() if self.search_space in s)
+      raise UserError(f'Algorithm {self.algorithm!r} does not search space '
+                      f'{self.search_space!r}; it searches {", ".join(supported)}'
+                      f'{"; " + self.search_space + " is searched by " + ", ".join(users) if users else ""}')
+    if self.setn_variant not in SETN_VARIANTS:
+      raise unknown_name('SETN variant', self.setn_variant, SETN_VARIANTS)
+    for name in ('image_size', 'epochs', 'batch_size', 'eval_batch_size', 'checkpoint_every',
+                 'summary_every', 'log_every', 'steps_per_loop'):
+      _int_at_least(name, getattr(self, name), 1)
+    for name in ('channels', 'num_cells', 'steps', 'valid_batch_size', 'num_candidates',
+                 'seed'):
+      _int_at_least(name, getattr(self, name), 0)
+    if self.search_space == 'pgnas_resnet' and self.num_cells not in (0,
+                                                                      PGNAS_BLOCKS_PER_STAGE):
+      raise UserError(f'num_cells={self.num_cells!r}: pgnas_resnet has a fixed '
+                      f'{PGNAS_BLOCKS_PER_STAGE} blocks per stage (its decisions); pass 0')
+    if not isinstance(self.nesterov, bool):
+      raise UserError(f'nesterov must be a bool, got {self.nesterov!r}')
+    for name in ('learning_rate', 'arch_learning_rate', 'tau_max', 'tau_min', 'pgnas_tau',
+                 'pgnas_dataset_multiplier'):
+      _number_above(name, getattr(self, name), 0.0)
+    for name in ('min_learning_rate', 'weight_decay', 'grad_clip', 'arch_weight_decay',
+                 'pgnas_length_scale_sq'):
+      _number_above(name, getattr(self, name), 0.0, allow_equal=True)
+    for name in ('momentum', 'arch_beta1', 'arch_beta2'):
+      _number(name, getattr(self, name))
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise UserError(f'{name} must be in [0, 1), got {getattr(self, name)!r}')
+    for name in ('search_valid_fraction', 'pgnas_initial_drop'):
+      _number(name, getattr(self, name))
+      if not 0.0 < getattr(self, name) < 1.0:
+        raise UserError(f'{name} must be in (0, 1), got {getattr(self, name)!r}')
+    if self.tau_min > self.tau_max:
+      raise UserError(f'tau_min={self.tau_min!r} must be <= tau_max={self.tau_max!r}')
+    if self.min_learning_rate > self.learning_rate:
+      raise UserError(f'min_learning_rate={self.min_learning_rate!r} must be <= '
+                      f'learning_rate={self.learning_rate!r}')
+    # Imported here: the strategy module loads TensorFlow, the rest of the config does not.
+    from tunas_tf.search import strategy as strategy_lib  # pylint: disable=g-import-not-at-top
+    strategy_lib.check_name(self.strategy)
+
+  @property
+  def resolved_valid_batch_size(self) -> int:
+    return self.valid_batch_size or self.batch_size
+
+  @property
+  def resolved_num_candidates(self) -> int:
+    return self.num_candidates or DEFAULT_CANDIDATES.get(self.algorithm, 0)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, data: dict) -> 'CellSearchConfig':
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+      raise UserError(f'Unknown cell search config keys {unknown}; known keys: {sorted(known)}')
+    return cls(**data)
+
+
+def resolve_space(config: CellSearchConfig) -> SearchSpace:
+  """The registered space with the config's macro (channels, cells per stage).
+
+  The variant keeps the registered name and decisions, so its architectures (arch.json) are
+  architectures of the registered space.
+  """
+  space = registry.get_space(config.search_space)
+  if isinstance(space.spec, cell_lib.PgnasResNetSpec):
+    if not config.channels:
+      return space
+    c = config.channels
+    spec = cell_lib.pgnas_resnet_spec((c, 2 * c, 4 * c), PGNAS_BLOCKS_PER_STAGE)
+    return SearchSpace(space.name, spec, space.family, f'{space.description} [channels={c}]')
+  changes = {}
+  if config.channels:
+    changes['channels'] = config.channels
+  if config.num_cells:
+    changes['cells_per_stage'] = config.num_cells
+  return cell_lib.with_macro(space, **changes) if changes else space
+
+
+def _int_at_least(name: str, value: Any, low: int) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    raise UserError(f'{name} must be an integer >= {low}, got {value!r}')
+
+
+def _number(name: str, value: Any) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    raise UserError(f'{name} must be a number, got {value!r}')
+
+
+def _number_above(name: str, value: Any, low: float, allow_equal: bool = False) -> None:
+  _number(name, value)
+  if value < low or (value == low and not allow_equal):
+    raise UserError(f'{name} must be {">=" if allow_equal else ">"} {low}, got {value!r}')
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Full batches of one pass over `num_examples` (at least 1)."""
+  return max(1, num_examples // batch_size)
+
+
+def total_steps(config: CellSearchConfig, num_train_examples: int,
+                override: Optional[int] = None) -> int:
+  """`config.steps`, or epochs × steps per epoch of the search_train split."""
+  if override:
+    return override
+  if config.steps:
+    return config.steps
+  return config.epochs * steps_per_epoch(num_train_examples, config.batch_size)
