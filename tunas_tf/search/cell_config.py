@@ -12,6 +12,7 @@ N = 10× the training examples.
 import dataclasses
 from typing import Any, Optional
 
+from tunas_tf import checks
 from tunas_tf.errors import UserError, unknown_name
 from tunas_tf.space import cell as cell_lib
 from tunas_tf.space import registry
@@ -134,10 +135,10 @@ class CellSearchConfig:
       raise unknown_name('SETN variant', self.setn_variant, SETN_VARIANTS)
     for name in ('image_size', 'epochs', 'batch_size', 'eval_batch_size', 'checkpoint_every',
                  'summary_every', 'log_every', 'steps_per_loop'):
-      _int_at_least(name, getattr(self, name), 1)
+      checks.int_at_least(name, getattr(self, name), 1)
     for name in ('channels', 'num_cells', 'steps', 'valid_batch_size', 'num_candidates',
                  'seed'):
-      _int_at_least(name, getattr(self, name), 0)
+      checks.int_at_least(name, getattr(self, name), 0)
     if self.search_space == 'pgnas_resnet' and self.num_cells not in (0,
                                                                       PGNAS_BLOCKS_PER_STAGE):
       raise UserError(f'num_cells={self.num_cells!r}: pgnas_resnet has a fixed '
@@ -146,16 +147,16 @@ class CellSearchConfig:
       raise UserError(f'nesterov must be a bool, got {self.nesterov!r}')
     for name in ('learning_rate', 'arch_learning_rate', 'tau_max', 'tau_min', 'pgnas_tau',
                  'pgnas_dataset_multiplier'):
-      _number_above(name, getattr(self, name), 0.0)
+      checks.number_above(name, getattr(self, name), 0.0)
     for name in ('min_learning_rate', 'weight_decay', 'grad_clip', 'arch_weight_decay',
                  'pgnas_length_scale_sq'):
-      _number_above(name, getattr(self, name), 0.0, allow_equal=True)
+      checks.number_above(name, getattr(self, name), 0.0, allow_equal=True)
     for name in ('momentum', 'arch_beta1', 'arch_beta2'):
-      _number(name, getattr(self, name))
+      checks.number(name, getattr(self, name))
       if not 0.0 <= getattr(self, name) < 1.0:
         raise UserError(f'{name} must be in [0, 1), got {getattr(self, name)!r}')
     for name in ('search_valid_fraction', 'pgnas_initial_drop'):
-      _number(name, getattr(self, name))
+      checks.number(name, getattr(self, name))
       if not 0.0 < getattr(self, name) < 1.0:
         raise UserError(f'{name} must be in (0, 1), got {getattr(self, name)!r}')
     if self.tau_min > self.tau_max:
@@ -180,11 +181,7 @@ class CellSearchConfig:
 
   @classmethod
   def from_dict(cls, data: dict) -> 'CellSearchConfig':
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-      raise UserError(f'Unknown cell search config keys {unknown}; known keys: {sorted(known)}')
-    return cls(**data)
+    return checks.dataclass_from_dict(cls, data, 'cell search config')
 
 
 def resolve_space(config: CellSearchConfig) -> SearchSpace:
@@ -208,20 +205,13 @@ def resolve_space(config: CellSearchConfig) -> SearchSpace:
   return cell_lib.with_macro(space, **changes) if changes else space
 
 
-def _int_at_least(name: str, value: Any, low: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < low:
-    raise UserError(f'{name} must be an integer >= {low}, got {value!r}')
 
 
-def _number(name: str, value: Any) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-    raise UserError(f'{name} must be a number, got {value!r}')
 
 
-def _number_above(name: str, value: Any, low: float, allow_equal: bool = False) -> None:
-  _number(name, value)
-  if value < low or (value == low and not allow_equal):
-    raise UserError(f'{name} must be {">=" if allow_equal else ">"} {low}, got {value!r}')
+
+
+
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

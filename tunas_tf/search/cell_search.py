@@ -35,7 +35,7 @@ from tunas_tf.search import strategy as strategy_lib
 from tunas_tf.search.cell_config import CellSearchConfig
 from tunas_tf.space.architecture import Architecture
 
-CONFIG_FILE = 'config.json'
+CONFIG_FILE = loop.CONFIG_FILE
 CANDIDATES_FILE = 'candidates.jsonl'
 PRUNED_MODEL_FILE = 'pruned_model.keras'
 RESUMABLE_CHANGES = ('strategy', 'tpu', 'log_every')
@@ -128,7 +128,7 @@ def search_cell(config: CellSearchConfig, output_dir: str,
   Raises:
     UserError: bad inputs (detected before training), or `loop.SearchDiverged`.
   """
-  done = _completed_summary(output_dir, config)
+  done = loop.completed_summary(output_dir, config.to_dict(), RESUMABLE_CHANGES)
   if done is not None:
     logging.info('Search in %s is already complete; nothing to do.', output_dir)
     return done
@@ -190,22 +190,3 @@ def _read_metrics(path: str) -> list:
     return []
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
-
-
-def _completed_summary(output_dir: str, config: CellSearchConfig) -> Optional[Dict[str, Any]]:
-  """The summary of a finished run of `config`; a UserError if OUT holds another config."""
-  config_path = os.path.join(output_dir, CONFIG_FILE)
-  if not os.path.exists(config_path):
-    return None
-  previous = fileio.read_json(config_path)
-  current = config.to_dict()
-  differ = sorted(k for k in set(previous) | set(current)
-                  if k not in RESUMABLE_CHANGES and previous.get(k) != current.get(k))
-  if differ:
-    changes = ', '.join(f'{k}: {previous.get(k)!r} -> {current.get(k)!r}' for k in differ)
-    raise UserError(f'{output_dir!r} holds a search with another configuration ({changes}); '
-                    'use a new --output_dir or repeat the original flags to resume')
-  summary_path = os.path.join(output_dir, loop.SUMMARY_FILE)
-  if os.path.exists(summary_path):
-    return fileio.read_json(summary_path)
-  return None

@@ -8,6 +8,7 @@ TuNAS does. Fractions are fractions of `steps`.
 import dataclasses
 from typing import Any
 
+from tunas_tf import checks
 from tunas_tf.errors import UserError, unknown_name
 from tunas_tf.search import rewards
 from tunas_tf.search.costs import COST_MODELS
@@ -93,8 +94,8 @@ class SearchConfig:
   def __post_init__(self):
     for name in ('image_size', 'steps', 'batch_size', 'checkpoint_every', 'summary_every',
                  'log_every', 'steps_per_loop'):
-      _int_at_least(name, getattr(self, name), 1)
-    _int_at_least('seed', self.seed, 0)
+      checks.int_at_least(name, getattr(self, name), 1)
+    checks.int_at_least('seed', self.seed, 0)
     if not isinstance(self.rematerialize, bool):
       raise UserError(f'rematerialize must be a bool, got {self.rematerialize!r}')
     rewards.get_reward(self.reward)
@@ -105,18 +106,19 @@ class SearchConfig:
       raise UserError('cost_model=table needs a latency table (--latency_table=TABLE.json); '
                       'pass --cost_model=macs to search with a MACs-based estimate instead')
     strategy_lib.check_name(self.strategy)
-    _number_above('target_latency_ms', self.target_latency_ms, 0.0)
-    _number_above('valid_batch_multiplier', self.valid_batch_multiplier, 0.0)
-    _number_above('rl_learning_rate', self.rl_learning_rate, 0.0, allow_equal=True)
-    _number_above('model_learning_rate', self.model_learning_rate, 0.0)
-    _number_above('temperature', self.temperature, 0.0)
-    _number_above('weight_decay', self.weight_decay, 0.0, allow_equal=True)
-    _number_above('entropy_regularization', self.entropy_regularization, 0.0, allow_equal=True)
-    _number('cost_exponent', self.cost_exponent)
+    checks.number_above('target_latency_ms', self.target_latency_ms, 0.0)
+    checks.number_above('valid_batch_multiplier', self.valid_batch_multiplier, 0.0)
+    checks.number_above('rl_learning_rate', self.rl_learning_rate, 0.0, allow_equal=True)
+    checks.number_above('model_learning_rate', self.model_learning_rate, 0.0)
+    checks.number_above('temperature', self.temperature, 0.0)
+    checks.number_above('weight_decay', self.weight_decay, 0.0, allow_equal=True)
+    checks.number_above('entropy_regularization', self.entropy_regularization, 0.0,
+                        allow_equal=True)
+    checks.number('cost_exponent', self.cost_exponent)
     for name in ('rl_delay_fraction', 'op_warmup_fraction', 'filter_warmup_fraction',
                  'model_warmup_fraction', 'label_smoothing', 'dropout_rate'):
-      _fraction(name, getattr(self, name))
-    _fraction('search_valid_fraction', self.search_valid_fraction, open_low=True)
+      checks.fraction(name, getattr(self, name))
+    checks.fraction('search_valid_fraction', self.search_valid_fraction, open_low=True)
     for name in ('op_warmup_fraction', 'filter_warmup_fraction'):
       # TuNAS: warmup must end before the controller learns, or shared-weight training would
       # sample a different architecture than the one the controller is updated for.
@@ -161,30 +163,4 @@ class SearchConfig:
 
   @classmethod
   def from_dict(cls, data: dict) -> 'SearchConfig':
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-      raise UserError(f'Unknown search config keys {unknown}; known keys: {sorted(known)}')
-    return cls(**data)
-
-
-def _int_at_least(name: str, value: Any, low: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < low:
-    raise UserError(f'{name} must be an integer >= {low}, got {value!r}')
-
-
-def _number(name: str, value: Any) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-    raise UserError(f'{name} must be a number, got {value!r}')
-
-
-def _number_above(name: str, value: Any, low: float, allow_equal: bool = False) -> None:
-  _number(name, value)
-  if value < low or (value == low and not allow_equal):
-    raise UserError(f'{name} must be {">=" if allow_equal else ">"} {low}, got {value!r}')
-
-
-def _fraction(name: str, value: Any, open_low: bool = False) -> None:
-  _number(name, value)
-  if not (0.0 < value < 1.0 if open_low else 0.0 <= value < 1.0):
-    raise UserError(f'{name} must be in {"(0, 1)" if open_low else "[0, 1)"}, got {value!r}')
+    return checks.dataclass_from_dict(cls, data, 'search config')

@@ -40,10 +40,32 @@ TENSORBOARD_DIR = 'tensorboard'
 METRICS_FILE = 'metrics.jsonl'
 ARCH_FILE = 'arch.json'
 SUMMARY_FILE = 'summary.json'
+CONFIG_FILE = 'config.json'
 REPORT_FILE = 'report.png'
 
 DatasetFn = Callable[[int], Tuple[tf.data.Dataset, tf.data.Dataset]]
 StepCallback = Callable[[int, Dict[str, float]], None]
+
+
+def completed_summary(output_dir: str, config: dict,
+                      resumable: Tuple[str, ...]) -> Optional[Dict[str, Any]]:
+  """The summary of a finished run of `config` (a dict) in OUT, or None if it has not finished.
+
+  Raises a UserError if OUT holds a run of another configuration (fields in `resumable` may
+  differ: they do not change the search).
+  """
+  config_path = os.path.join(output_dir, CONFIG_FILE)
+  if not os.path.exists(config_path):
+    return None
+  previous = fileio.read_json(config_path)
+  differ = sorted(k for k in set(previous) | set(config)
+                  if k not in resumable and previous.get(k) != config.get(k))
+  if differ:
+    changes = ', '.join(f'{k}: {previous.get(k)!r} -> {config.get(k)!r}' for k in differ)
+    raise UserError(f'{output_dir!r} holds a search with another configuration ({changes}); '
+                    'use a new --output_dir or repeat the original flags to resume')
+  summary_path = os.path.join(output_dir, SUMMARY_FILE)
+  return fileio.read_json(summary_path) if os.path.exists(summary_path) else None
 
 
 class SearchDiverged(UserError):

@@ -6,6 +6,7 @@ tensors inside a compiled training step.
 
 import math
 
+import keras
 from keras import ops
 
 
@@ -37,3 +38,33 @@ def exponential_rl_learning_rate(step, total_steps: int, delay_steps: int, base:
   progress = ops.maximum(0.0, (step - delay_steps) / float(max(1, total_steps - delay_steps)))
   on = ops.cast(step >= delay_steps, 'float32')
   return base * on * ops.power(10.0, progress)
+
+
+@keras.saving.register_keras_serializable(package='tunas_tf')
+class CosineWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
+  """`cosine_decay_with_linear_warmup` of the optimizer's step, as a Keras schedule."""
+
+  def __init__(self, peak: float, total_steps: int, warmup_steps: int):
+    self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
+
+  def __call__(self, step):
+    return cosine_decay_with_linear_warmup(step, self.total_steps, self.warmup_steps, self.peak)
+
+  def get_config(self):
+    return {'peak': self.peak, 'total_steps': self.total_steps,
+            'warmup_steps': self.warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package='tunas_tf')
+class ExponentialRL(keras.optimizers.schedules.LearningRateSchedule):
+  """`exponential_rl_learning_rate` of the optimizer's step, as a Keras schedule."""
+
+  def __init__(self, base: float, total_steps: int, delay_steps: int):
+    self.base, self.total_steps, self.delay_steps = base, total_steps, delay_steps
+
+  def __call__(self, step):
+    return exponential_rl_learning_rate(step, self.total_steps, self.delay_steps, self.base)
+
+  def get_config(self):
+    return {'base': self.base, 'total_steps': self.total_steps,
+            'delay_steps': self.delay_steps}

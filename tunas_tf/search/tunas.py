@@ -45,41 +45,11 @@ from tunas_tf.search.searcher import SearchContext, Searcher
 from tunas_tf.space.architecture import Architecture
 from tunas_tf.space.search_space import SearchSpace
 
-CONFIG_FILE = 'config.json'
+CONFIG_FILE = loop.CONFIG_FILE
 # Config fields that may change when a run is resumed (they do not change the search).
 RESUMABLE_CHANGES = ('strategy', 'tpu', 'log_every', 'summary_every', 'checkpoint_every',
                      'steps_per_loop')
 _SAMPLE_STREAM, _WARMUP_STREAM = 0, 1
-
-
-class CosineWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
-  """`schedules.cosine_decay_with_linear_warmup` of the optimizer's step."""
-
-  def __init__(self, peak: float, total_steps: int, warmup_steps: int):
-    self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
-
-  def __call__(self, step):
-    return schedules.cosine_decay_with_linear_warmup(step, self.total_steps, self.warmup_steps,
-                                                     self.peak)
-
-  def get_config(self):
-    return {'peak': self.peak, 'total_steps': self.total_steps,
-            'warmup_steps': self.warmup_steps}
-
-
-class ExponentialRL(keras.optimizers.schedules.LearningRateSchedule):
-  """`schedules.exponential_rl_learning_rate` of the optimizer's step."""
-
-  def __init__(self, base: float, total_steps: int, delay_steps: int):
-    self.base, self.total_steps, self.delay_steps = base, total_steps, delay_steps
-
-  def __call__(self, step):
-    return schedules.exponential_rl_learning_rate(step, self.total_steps, self.delay_steps,
-                                                  self.base)
-
-  def get_config(self):
-    return {'base': self.base, 'total_steps': self.total_steps,
-            'delay_steps': self.delay_steps}
 
 
 class TunasSearcher(Searcher):
@@ -120,10 +90,10 @@ class TunasSearcher(Searcher):
     self.controller = Controller(self.space, c.temperature)
     self.baseline = rewards.MovingAverageBaseline(c.baseline_momentum)
     self.model_optimizer = keras.optimizers.RMSprop(
-        CosineWithWarmup(c.scaled_model_learning_rate, c.steps, c.model_warmup_steps),
+        schedules.CosineWithWarmup(c.scaled_model_learning_rate, c.steps, c.model_warmup_steps),
         rho=0.9, momentum=0.9, epsilon=1.0)
     self.rl_optimizer = keras.optimizers.Adam(
-        ExponentialRL(c.scaled_rl_learning_rate, c.steps, c.rl_delay_steps),
+        schedules.ExponentialRL(c.scaled_rl_learning_rate, c.steps, c.rl_delay_steps),
         beta_1=0.0, beta_2=0.999, epsilon=1e-8)
     self.model_optimizer.build(self.supernet.trainable_variables)
     self.rl_optimizer.build(self.controller.logits)
@@ -256,7 +226,7 @@ def search(config: SearchConfig, output_dir: str,
   Raises:
     UserError: bad inputs (detected before training starts), or `loop.SearchDiverged`.
   """
-  done = _completed_summary(output_dir, config)
+  done = loop.completed_summary(output_dir, config.to_dict(), RESUMABLE_CHANGES)
   if done is not None:
     logging.info('Search in %s is already complete; nothing to do.', output_dir)
     return done
@@ -321,21 +291,3 @@ def _dataset_fn(dataset, config: SearchConfig) -> loop.DatasetFn:
     return (data_lib.make_pipeline(dataset, 'search_train', train, training=True),
             data_lib.make_pipeline(dataset, 'search_valid', valid, training=True))
   return make
-
-
-def _completed_summary(output_dir: str, config: SearchConfig) -> Optional[Dict[str, Any]]:
-  """The summary of a finished run of `config`; a UserError if OUT holds another config."""
-  config_path = os.path.join(output_dir, CONFIG_FILE)
-  if os.path.exists(config_path):
-    previous = fileio.read_json(config_path)
-    current = config.to_dict()
-    differ = sorted(k for k in set(previous) | set(current)
-                    if k not in RESUMABLE_CHANGES and previous.get(k) != current.get(k))
-    if differ:
-      changes = ', '.join(f'{k}: {previous.get(k)!r} -> {current.get(k)!r}' for k in differ)
-      raise UserError(f'{output_dir!r} holds a search with another configuration ({changes}); '
-                      'use a new --output_dir or repeat the original flags to resume')
-  summary_path = os.path.join(output_dir, loop.SUMMARY_FILE)
-  if os.path.exists(config_path) and os.path.exists(summary_path):
-    return fileio.read_json(summary_path)
-  return None

@@ -30,27 +30,9 @@ from tunas_tf.search import schedules
 from tunas_tf.training.config import TrainConfig
 
 
-@keras.saving.register_keras_serializable(package='tunas_tf')
-class CosineWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
-  """`schedules.cosine_decay_with_linear_warmup` as a Keras schedule."""
-
-  def __init__(self, peak: float, total_steps: int, warmup_steps: int):
-    self.peak = peak
-    self.total_steps = total_steps
-    self.warmup_steps = warmup_steps
-
-  def __call__(self, step):
-    return schedules.cosine_decay_with_linear_warmup(step, self.total_steps, self.warmup_steps,
-                                                     self.peak)
-
-  def get_config(self):
-    return {'peak': self.peak, 'total_steps': self.total_steps,
-            'warmup_steps': self.warmup_steps}
-
-
 def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
   warmup = int(config.warmup_fraction * total_steps)
-  rate = CosineWithWarmup(config.peak_learning_rate, total_steps, warmup)
+  rate = schedules.CosineWithWarmup(config.peak_learning_rate, total_steps, warmup)
   if config.optimizer == 'rmsprop':
     # TuNAS: RMSProp decay 0.9, momentum 0.9, epsilon 1.0.
     return keras.optimizers.RMSprop(rate, rho=0.9, momentum=0.9, epsilon=1.0)
