@@ -14,7 +14,6 @@ Results go to OUTPUT_DIR/results.json.
       --output_dir=/tmp/cell_search_cifar_full                           # ~10 min each
 """
 
-import json
 import os
 import time
 from typing import Any, Dict
@@ -74,7 +73,8 @@ def _run(algorithm: str, steps: int, num_train: int) -> Dict[str, Any]:
     timing = {'wall_seconds': None, 'seconds_per_step': None, 'steps_run': 0, 'reused': True}
   return {'algorithm': algorithm, 'steps': summary['steps'],
           'epochs': round(summary['steps'] * config.batch_size / num_train, 3),
-          'genotype': summary['nb201_string'], 'run_dir': run_dir, 'reductions': cell_setup.reductions(config, num_train), **timing}
+          'genotype': summary['nb201_string'], 'run_dir': run_dir,
+          'reductions': cell_setup.reductions(config, num_train), **timing}
 
 
 def _proposal(row: Dict[str, Any]) -> Any:
@@ -86,30 +86,33 @@ def _proposal(row: Dict[str, Any]) -> Any:
   return max(int((60 * FLAGS.target_minutes - fixed) / per_step), 0)
 
 
-def _fmt(value, spec: str, missing: str = '-') -> str:
-  return missing if value is None else format(value, spec)
+def _cells(row: Dict[str, Any]) -> list:
+  fmt = lambda value, spec: '-' if value is None else format(value, spec)
+  return [row['algorithm'], str(row['steps']), f"{row['epochs']:.2f}", row['genotype'],
+          f"{row['accuracy']:.2f}", str(row['rank']), f"{PAPER[row['algorithm']]:.2f}",
+          fmt(row['wall_seconds'], '.1f'), fmt(row['seconds_per_step'], '.3f'),
+          fmt(row['proposed_steps'], 'd')]
 
 
 def _print(rows, stats, budgets) -> None:
   print(f'NAS-Bench-201 / CIFAR-10 ({FLAGS.dataset}), per-algorithm step budgets {budgets}')
-  common = {k: v for k, v in rows[0]['reductions'].items()
+  common = {k: v for r in rows for k, v in r['reductions'].items()
             if k not in ('epochs', 'num_candidates')}
   print(f'Reductions from the reference search: {cell_setup.describe_reductions(common)}; '
         f'epochs as in the table (reference {cell_setup.REFERENCE["epochs"]}); SETN / random '
         f'T={FLAGS.num_candidates} (reference {cell_setup.REFERENCE["num_candidates"]})')
-  width = max([len('NB201 genotype')] + [len(r['genotype']) for r in rows])
-  print(f'{"algorithm":9s} {"steps":>6s} {"epochs":>6s} {"NB201 genotype":{width}s} {"C10 test":>8s} {"rank":>6s} '
-        f'{"paper":>6s} {"wall s":>7s} {"s/step":>7s} {"steps for":>9s}')
-  for r in rows:
-    print(f'{r["algorithm"]:9s} {r["steps"]:6d} {r["epochs"]:6.2f} '
-          f'{r["genotype"]:{width}s} {r["accuracy"]:8.2f} '
-          f'{r["rank"]:6d} {PAPER[r["algorithm"]]:6.2f} {_fmt(r["wall_seconds"], "7.1f"):>7s} '
-          f'{_fmt(r["seconds_per_step"], "7.3f"):>7s} {_fmt(r["proposed_steps"], "9d"):>9s}')
-  print(f'"steps for" = steps that would take {FLAGS.target_minutes:g} min at the measured '
-        'rate (same setup); "paper" = full-budget NB201 result (random: RSPS)')
+  header = ['algorithm', 'steps', 'epochs', 'NB201 genotype', 'C10 test', 'rank', 'paper',
+            'wall s', 's/step', f'steps for {FLAGS.target_minutes:g} min']
+  table = [header] + [_cells(r) for r in rows]
+  widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+  for line in table:  # Left-align the text columns, right-align the numbers.
+    print('  '.join(c.ljust(w) if i in (0, 3) else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(line, widths))))
+  print('rank: among the 15,625 cells; paper: the full-budget NB201 result (random: RSPS); '
+        '"steps for": the budget that fills that time at the measured s/step')
   print(f'Reference points (CIFAR-10 test, {stats.count} cells): mean {stats.mean:.2f}, median '
-        f'{stats.median:.2f}, top 10% >= {stats.top_fraction_threshold:.2f}, best {stats.best:.2f}'
-        '; published GDAS 93.61, SETN 87.64, DARTS 54.30, RSPS 84.07')
+        f'{stats.median:.2f}, top 10% >= {stats.top_fraction_threshold:.2f}, best '
+        f'{stats.best:.2f}; published GDAS 93.61, SETN 87.64, DARTS 54.30, RSPS 84.07')
 
 
 def main(unused_argv):

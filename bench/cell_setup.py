@@ -19,7 +19,7 @@ FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CIFAR = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar10-jpg.tar.gz')
 REFERENCE = {'channels': 16, 'num_cells': 5, 'image_size': 32, 'batch_size': 64, 'epochs': 250,
-             'num_candidates': 1000, 'eval_batch_size': 512}
+             'num_candidates': 1000, 'eval_batch_size': 512, 'arch_learning_rate': 3e-4}
 TIMING_FILE = 'bench_timing.json'
 # Steps before the per-step time is measured: tracing, and the first steps' warm-up.
 UNTIMED_STEPS = 3
@@ -31,6 +31,9 @@ flags.DEFINE_integer('image_size', 32, 'Square input size (reference 32).')
 flags.DEFINE_integer('batch_size', 64, 'Training and validation batch (reference 64).')
 flags.DEFINE_integer('epochs', 1, 'Passes over search_train when the step budget is 0.')
 flags.DEFINE_integer('eval_batch_size', 512, 'Held-out images scoring candidates (ref. 512).')
+flags.DEFINE_float('arch_learning_rate', 3e-4,
+                   'Adam rate of GDAS / SETN / DARTS architecture logits (reference 3e-4; a short '
+                   'run moves them by at most about steps x rate).')
 flags.DEFINE_integer('seed', 0, 'Seed of the searches.')
 flags.DEFINE_integer('log_every', 20, 'Steps between progress lines.')
 
@@ -41,18 +44,22 @@ def search_config(algorithm: str, steps: int, num_candidates: int) -> CellSearch
       algorithm=algorithm, search_space='nas_bench_201', dataset=FLAGS.dataset,
       image_size=FLAGS.image_size, channels=FLAGS.channels, num_cells=FLAGS.num_cells,
       epochs=FLAGS.epochs, steps=steps, batch_size=FLAGS.batch_size,
-      eval_batch_size=FLAGS.eval_batch_size, num_candidates=num_candidates, seed=FLAGS.seed,
+      eval_batch_size=FLAGS.eval_batch_size, num_candidates=num_candidates,
+      arch_learning_rate=FLAGS.arch_learning_rate, seed=FLAGS.seed,
       checkpoint_every=max(steps, 100), summary_every=FLAGS.log_every,
       log_every=FLAGS.log_every)
 
 
 def reductions(config: CellSearchConfig, num_train: int) -> Dict[str, Any]:
-  """{setting: {'used': ..., 'reference': ...}} of every setting that differs from REFERENCE."""
+  """{setting: {'used': ..., 'reference': ...}} of every setting that differs from REFERENCE
+  (epochs: the step budget in passes over search_train)."""
   steps = cell_config.total_steps(config, num_train)
   used = {'channels': config.channels, 'num_cells': config.num_cells,
           'image_size': config.image_size, 'batch_size': config.batch_size,
           'epochs': round(steps * config.batch_size / num_train, 3),
           'eval_batch_size': config.eval_batch_size}
+  if config.algorithm != 'random':
+    used['arch_learning_rate'] = config.arch_learning_rate
   if config.algorithm in ('setn', 'random'):
     used['num_candidates'] = config.resolved_num_candidates
   return {k: {'used': v, 'reference': REFERENCE[k]} for k, v in used.items()
