@@ -9,9 +9,12 @@ states which settings were reduced from AutoDL's (C=16, N=5, 250 epochs, T=1000)
 measured time per step, and the step budget that would fill --target_minutes per algorithm.
 Results go to OUTPUT_DIR/results.json.
 
-  python -m bench.cell_search_cifar --steps=20 --num_candidates=20       # smoke test
-  python -m bench.cell_search_cifar --budget=gdas=3000,setn=2000,darts=700,random=3000 \
-      --output_dir=/tmp/cell_search_cifar_full                           # ~10 min each
+  python -m bench.cell_search_cifar --steps=150 --output_dir=/tmp/ccs   # ~2 min each
+  python -m bench.cell_search_cifar --budget=gdas=2400,setn=1200,darts=800,random=2900 \
+      --output_dir=/tmp/cell_search_cifar_full    # ~10 min each on one shared core
+
+The budgets above come from the "steps for 10 min" column of the 150-step run (C=8, N=1,
+T=100, on a CPU core shared with another job); re-derive them from that column elsewhere.
 """
 
 import os
