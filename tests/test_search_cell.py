@@ -136,3 +136,30 @@ def test_cli_reports_user_errors_without_a_traceback(tmp_path):
   assert result.returncode == 2, result.stderr[-2000:]
   assert "error: Algorithm 'gdas' does not search space 'pgnas_resnet'" in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+def _launch(module, *args):
+  result = subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1200)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+@pytest.mark.slow  # The full NAS-Bench-201 network (17 cells) traces for ~1 min here.
+def test_found_cell_trains_and_exports_with_the_launch_scripts(tmp_path):
+  search = tmp_path / 'search'
+  summary = cell_search.search_cell(tiny_config(algorithm='gdas', steps=2), str(search))
+  train = tmp_path / 'train'
+  _launch('launch.train', '--search_space=nas_bench_201', f'--arch={search / "arch.json"}',
+          '--dataset=digits', '--image_size=32', '--epochs=1', '--max_steps_per_epoch=2',
+          '--batch_size=16', f'--output_dir={train}')
+  trained = _read(train / 'summary.json')
+  assert trained['search_space'] == 'nas_bench_201'
+  assert _read(train / 'arch.json')['indices'] == summary['indices']
+  export = tmp_path / 'export'
+  _launch('launch.export_tflite', f'--arch={train / "arch.json"}',
+          f'--weights={train / "model.weights.h5"}', '--image_size=32', '--num_classes=10',
+          '--nosaved_model', f'--output_dir={export}')
+  exported = _read(export / 'summary.json')
+  assert exported['tflite_max_abs_diff'] < 1e-4 and exported['latency_ms'] > 0
+  assert (export / 'model.tflite').stat().st_size > 0

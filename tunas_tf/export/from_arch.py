@@ -13,7 +13,6 @@ from tunas_tf import space as space_lib
 from tunas_tf.errors import UserError
 from tunas_tf.export.exporter import export_model
 from tunas_tf.export.tflite import check_quantize
-from tunas_tf.models import macs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +84,12 @@ def _predicted_latency(config: ExportConfig, arch) -> Optional[float]:
 
 def export_architecture(config: ExportConfig, output_dir: str) -> dict:
   """Builds, exports and measures `config.arch`; writes arch.json and summary.json."""
-  from tunas_tf.models.standalone import build_model  # Local: keeps TF out of `--help`.
+  from tunas_tf.models.factory import build_network, network_macs  # pylint: disable=g-import-not-at-top
   arch = space_lib.parse_architecture(config.arch, config.search_space or None)
   space = space_lib.get_space(arch.space)
   predicted = _predicted_latency(config, arch)  # Before the slow export: fail fast.
-  model = build_model(space, arch, num_classes=config.num_classes,
-                      image_size=config.image_size)
+  model = build_network(space, arch, num_classes=config.num_classes,
+                        image_size=config.image_size)
   if config.weights:
     model.load_weights(config.weights)
   elif config.recalibrate_bn:
@@ -110,7 +109,7 @@ def export_architecture(config: ExportConfig, output_dir: str) -> dict:
       'search_space': arch.space, 'arch': space.to_string(arch), 'image_size': config.image_size,
       'num_classes': config.num_classes, 'quantize': config.quantize,
       'params': int(model.count_params()),
-      'macs': macs.count_macs(space, arch, config.image_size, config.num_classes),
+      'macs': network_macs(space, arch, config.image_size, config.num_classes),
       **result.to_dict(),
   }
   if predicted is not None:
