@@ -56,6 +56,7 @@ def test_restored_template_reproduces_the_searchs_candidate_scores(tmp_path):
     assert (acc, loss) == pytest.approx((line['accuracy'], line['loss']), rel=1e-6)
 
 
+@pytest.mark.slow  # Two searches and a ranking in subprocesses: ~1 min.
 @needs_csv
 def test_search_bench_judges_cells_and_the_ranking_reuses_its_run(tmp_path):
   out = tmp_path / 'search'
