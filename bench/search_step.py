@@ -4,7 +4,9 @@ r"""Benchmark: one TuNAS search step (after warmup) against one training step of
                                --repeats=20 --rematerialize=true]
 
 All timings are the median over `repeats` calls of a compiled step on the same real batch
-(digits), after two untimed calls, in one process:
+(digits), after two untimed calls, in one process, interleaved (one call of each step per round,
+so load from other jobs falls on all three alike; timed one after the other, a busy shared host
+once made the search step read 1.9x the child step instead of 0.5-0.8x):
 
 * child: `build_model(space, largest architecture)` stand-alone, one RMSProp step (TuNAS
   settings, label smoothing, weight decay);
@@ -33,15 +35,18 @@ flags.DEFINE_integer('repeats', 20, 'Timed calls per measurement.')
 flags.DEFINE_bool('rematerialize', True, 'Rematerialize the supernet switches.')
 
 
-def _median_seconds(fn, repeats):
-  for _ in range(2):  # Tracing and first-run allocation are not timed.
-    fn()
-  times = []
+def _median_seconds(fns, repeats):
+  """Median seconds per call of each of `fns`, called round-robin."""
+  for fn in fns:
+    for _ in range(2):  # Tracing and first-run allocation are not timed.
+      fn()
+  times = [[] for _ in fns]
   for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+    for fn, record in zip(fns, times):
+      start = time.perf_counter()
+      fn()
+      record.append(time.perf_counter() - start)
+  return [statistics.median(t) for t in times]
 
 
 def _batches(config):
@@ -56,7 +61,7 @@ def _batches(config):
   return tuple(tf.constant(t) for t in train), tuple(tf.constant(t) for t in valid)
 
 
-def _child_step_seconds(config, space, train):
+def _child_step(config, space, train):
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tunas_tf.models import build_model  # pylint: disable=g-import-not-at-top
@@ -76,7 +81,7 @@ def _child_step_seconds(config, space, train):
                                   model.trainable_variables))
     return loss
 
-  return _median_seconds(lambda: step().numpy(), FLAGS.repeats)
+  return step
 
 
 def _searcher(config):
@@ -105,7 +110,7 @@ def main(unused_argv):
                         filter_warmup_fraction=0.0, rematerialize=FLAGS.rematerialize)
   space = space_lib.get_space(config.search_space)
   train, valid = _batches(config)
-  child = _child_step_seconds(config, space, train)
+  child_step = _child_step(config, space, train)
   searcher = _searcher(config)
   counter = tf.Variable(0, dtype=tf.int64)
 
@@ -120,11 +125,12 @@ def main(unused_argv):
     sample = searcher.controller.sample(step_seed(0, counter.read_value(), 0))
     return searcher._model_step(train, sample.masks)['loss']  # pylint: disable=protected-access
 
-  shared = _median_seconds(lambda: shared_step().numpy(), FLAGS.repeats)
-  search = _median_seconds(lambda: search_step().numpy(), FLAGS.repeats)
+  child, shared, search = _median_seconds(
+      [lambda: child_step().numpy(), lambda: shared_step().numpy(),
+       lambda: search_step().numpy()], FLAGS.repeats)
   print(f'{space.name} {config.image_size}x{config.image_size}, batch {config.batch_size} '
         f'(validation {config.valid_batch_size}), rematerialize={config.rematerialize}, '
-        f'median of {FLAGS.repeats}')
+        f'median of {FLAGS.repeats}, interleaved')
   print(f'child step (largest, stand-alone): {1000 * child:8.1f} ms')
   print(f'shared-weight step (supernet):     {1000 * shared:8.1f} ms  '
         f'x{shared / child:.2f} of child')
