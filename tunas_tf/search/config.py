@@ -10,8 +10,8 @@ from typing import Any
 
 from tunas_tf import checks
 from tunas_tf.errors import UserError, unknown_name
+from tunas_tf.search import costs
 from tunas_tf.search import rewards
-from tunas_tf.search.costs import COST_MODELS
 from tunas_tf.search import strategy as strategy_lib
 
 
@@ -100,11 +100,7 @@ class SearchConfig:
       raise UserError(f'rematerialize must be a bool, got {self.rematerialize!r}')
     rewards.get_reward(self.reward)
     rewards.check_momentum(self.baseline_momentum)
-    if self.cost_model not in COST_MODELS:
-      raise unknown_name('cost model', self.cost_model, COST_MODELS)
-    if self.cost_model == 'table' and not self.latency_table:
-      raise UserError('cost_model=table needs a latency table (--latency_table=TABLE.json); '
-                      'pass --cost_model=macs to search with a MACs-based estimate instead')
+    costs.check_cost_model_choice(self.cost_model, self.latency_table)
     strategy_lib.check_name(self.strategy)
     checks.number_above('target_latency_ms', self.target_latency_ms, 0.0)
     checks.number_above('valid_batch_multiplier', self.valid_batch_multiplier, 0.0)

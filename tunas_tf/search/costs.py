@@ -23,6 +23,15 @@ PROTOCOL = ('space_name', 'image_size', 'predict_ms', 'predict_many', 'latency_r
 COST_MODELS = ('table', 'macs')
 
 
+def check_cost_model_choice(cost_model: str, latency_table: str) -> None:
+  """A UserError for an unknown cost model, or for cost_model='table' without a table."""
+  if cost_model not in COST_MODELS:
+    raise unknown_name('cost model', cost_model, COST_MODELS)
+  if cost_model == 'table' and not latency_table:
+    raise UserError('cost_model=table needs a latency table: it needs '
+                    '--latency_table=TABLE.json, or --cost_model=macs for a MACs-based estimate')
+
+
 def make_cost_model(kind: str, latency_table: str, space: Any, image_size: int,
                     num_classes: int) -> Any:
   """The cost model of a search: a calibrated latency table or the MACs-based estimate.

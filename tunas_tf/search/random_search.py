@@ -26,6 +26,7 @@ import keras_tuner
 import numpy as np
 from absl import logging
 
+from tunas_tf import checks
 from tunas_tf import fileio
 from tunas_tf import space as space_lib
 from tunas_tf.errors import UserError
@@ -67,21 +68,11 @@ class RandomSearchConfig:
 
   def __post_init__(self):
     for name in ('image_size', 'num_samples', 'num_classes', 'max_attempts'):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f'{name} must be an integer >= 1, got {value!r}')
-    if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-      raise UserError(f'seed must be an integer >= 0, got {self.seed!r}')
-    if not isinstance(self.target_latency_ms, (int, float)) or not self.target_latency_ms > 0:
-      raise UserError(f'target_latency_ms must be > 0, got {self.target_latency_ms!r}')
-    if not isinstance(self.tolerance_ms, (int, float)) or not self.tolerance_ms >= 0:
-      raise UserError(f'tolerance_ms must be >= 0, got {self.tolerance_ms!r}')
-    if self.cost_model not in costs.COST_MODELS:
-      raise UserError(f'Unknown cost model {self.cost_model!r}; known cost models: '
-                      f'{", ".join(sorted(costs.COST_MODELS))}')
-    if self.cost_model == 'table' and not self.latency_table:
-      raise UserError('cost_model=table needs --latency_table=TABLE.json (or use '
-                      '--cost_model=macs)')
+      checks.int_at_least(name, getattr(self, name), 1)
+    checks.int_at_least('seed', self.seed, 0)
+    checks.number_above('target_latency_ms', self.target_latency_ms, 0)
+    checks.number_above('tolerance_ms', self.tolerance_ms, 0, allow_equal=True)
+    costs.check_cost_model_choice(self.cost_model, self.latency_table)
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
