@@ -18,7 +18,7 @@ from absl import logging
 from latency import enumeration
 from latency import keys as keys_lib
 from latency.lattice import BlockStep, Lattice, as_space, check_indices_2d
-from latency.table import LatencyTable
+from latency.table import LatencyTable, table_statistic
 from tunas_tf.errors import UserError
 from tunas_tf.models import macs as macs_lib
 from tunas_tf.space.architecture import Architecture
@@ -189,13 +189,14 @@ def table_cost_model(table: LatencyTable, space: Any, image_size: int, path: str
   needed = enumeration.enumerate_units(space, image_size, granularity, dtype,
                                        header['num_classes'], lattice=lattice)
   table.require([u.key for u in needed], path)
-  medians = {k: e.median_ms for k, e in table.entries.items()}
+  statistic = table_statistic(header)
+  latencies = {k: e.value(statistic) for k, e in table.entries.items()}
 
   def layer_cost(shape):
-    return sum(medians[u.key] for u in keys_lib.layer_units(shape, granularity, dtype))
+    return sum(latencies[u.key] for u in keys_lib.layer_units(shape, granularity, dtype))
 
   def final_cost(state):
-    return medians[keys_lib.classifier_unit(state.size, state.filters, header['num_classes'],
+    return latencies[keys_lib.classifier_unit(state.size, state.filters, header['num_classes'],
                                             dtype).key]
 
   layer, final = _shape_costs(lattice, layer_cost, final_cost)

@@ -94,14 +94,34 @@ def test_tiny_real_profile(tmp_path, units):
   table = LatencyTable.read(path)
   assert sorted(table.entries) == sorted(u.key for u in units)
   for entry in table.entries.values():
-    assert 0 < entry.p10_ms <= entry.median_ms <= entry.p90_ms and entry.n >= 3
+    assert 0 < entry.p10_ms <= entry.median_ms <= entry.p90_ms and entry.min_ms > 0
+    assert entry.n >= 3 * 5 and entry.value('min') == entry.min_ms  # 5 instances.
   header = table.header
   assert header['protocol'] == {'warmup': 1, 'min_runs': 3, 'min_seconds': 0.0,
-                                'statistic': 'median'}
+                                'statistic': 'min', 'instances': 5}
   assert header['threads'] == 1 and header['xnnpack'] is True and header['cpu_model']
   assert header['libraries']['ai-edge-litert'] != 'missing'
   assert header['drift']['reference_key'] == units[0].key
-  assert len(header['drift']['median_ms']) == 2
+  assert len(header['drift']['latency_ms']) == 2 and header['drift']['statistic'] == 'min'
+
+
+def test_summarize_keeps_the_fastest_run_of_any_instance():
+  entry = profiler.summarize([np.array([3.0, 1.5, 2.0]), np.array([5.0, 4.0, 6.0])])
+  assert entry.min_ms == pytest.approx(1.5)
+  assert entry.median_ms == pytest.approx(3.5) and entry.n == 6
+
+
+def test_time_models_times_every_model_in_every_round(units):
+  contents = [convert.convert_unit(u) for u in units[:2]]
+  entries = profiler.time_models(contents, _config(instances=3, min_runs=4), seed=3)
+  assert [e.n for e in entries] == [12, 12]
+  assert all(0 < e.min_ms <= e.p10_ms <= e.median_ms for e in entries)
+
+
+@pytest.mark.parametrize('instances', [0, -1, 1.5])
+def test_bad_instances(instances):
+  with pytest.raises(UserError, match='instances'):
+    _config(instances=instances)
 
 
 def test_resume_measures_only_missing_keys(tmp_path, units):

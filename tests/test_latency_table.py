@@ -147,3 +147,50 @@ def test_check_matches_names_field_and_command(table_path):
   with pytest.raises(UserError, match="threads=1.*threads=4.*launch.profile_latency.*--threads=4"):
     table.check_matches({'threads': 4, 'search_space': 'proxylessnas'}, table_path)
   table.check_matches({'threads': 1, 'search_space': 'proxylessnas'}, table_path)
+
+
+def test_statistic_selects_the_stored_value():
+  entry = Entry(median_ms=2.0, p10_ms=1.5, p90_ms=3.0, n=10, min_ms=1.25)
+  assert entry.value('min') == 1.25
+  assert entry.value('median') == entry.value('mean') == 2.0
+  with pytest.raises(UserError, match=r"'p50'.*valid: min, median, mean"):
+    entry.value('p50')
+  with pytest.raises(UserError, match='no min_ms'):
+    Entry(2.0, None, None, 1).value('min')
+
+
+def test_table_statistic_reads_the_header():
+  assert latency.table.table_statistic(make_header('proxylessnas', 32)) == 'median'
+  old = make_header('proxylessnas', 32, protocol={'warmup': 1})  # Written before 'statistic'.
+  assert latency.table.table_statistic(old) == 'median'
+  with pytest.raises(UserError, match="'fastest'"):
+    latency.table.table_statistic(make_header(
+        'proxylessnas', 32, protocol={'statistic': 'fastest'}))
+
+
+def test_min_table_without_min_entries_is_an_error(table_path):
+  _rewrite(table_path, lambda d: d['header']['protocol'].update(statistic='min'))
+  with pytest.raises(UserError, match='no min_ms'):
+    latency.load_cost_model(table_path, 'proxylessnas', 32)
+
+
+def test_min_table_predicts_from_min_entries(table_path):
+  table = LatencyTable.read(table_path)
+  medians = latency.load_cost_model(table_path, 'proxylessnas', 32)
+  table.header['protocol']['statistic'] = 'min'
+  table.entries = {k: Entry(e.median_ms, None, None, 1, min_ms=0.5 * e.median_ms)
+                   for k, e in table.entries.items()}
+  table.write(table_path)
+  mins = latency.load_cost_model(table_path, 'proxylessnas', 32)
+  indices = [[0] * len(mins.space.decisions)]
+  assert mins.predict_many(indices)[0] == pytest.approx(0.5 * medians.predict_many(indices)[0])
+
+
+@pytest.mark.parametrize('value', [0.0, -1.0, float('nan')])
+def test_bad_min_entry_is_an_error(table_path, value):
+  def change(data):
+    key = sorted(data['entries'])[0]
+    data['entries'][key]['min_ms'] = value
+  _rewrite(table_path, change)
+  with pytest.raises(UserError, match='min_ms='):
+    LatencyTable.read(table_path)
