@@ -3,7 +3,7 @@
 A sum of isolated unit latencies is biased (on the x86 host Σ/measured was 0.84-0.92, mostly a
 common scale: docs/anchors/latency.md §4.6), so the table cost model is calibrated on K whole
 architectures measured with the table's own protocol. The K architectures are spread over the
-range of Σ (picked by quantile from a large pool of uniform and tilted samples): uniform samples
+range of Σ (evenly in Σ, from a large pool of uniform and tilted samples): uniform samples
 alone cluster around the mean (a sum of many independent choices), which leaves the intercept
 poorly determined. The measurements are stored in the table, so a rerun only measures what is
 missing and (a, b) is always refitted against the current entries.
@@ -17,16 +17,14 @@ import numpy as np
 from absl import logging
 
 from latency import cost_model as cost_lib
-from latency.profiler import (ConversionPool, Progress, ProfileConfig, pinned,
-                              prepared_interpreter, quiet_logs, summarize)
-from latency.table import RUNTIME_LITERT, Entry, LatencyTable
+from latency.profiler import (ConversionPool, Progress, ProfileConfig, pinned, quiet_logs,
+                              time_models)
+from latency.table import RUNTIME_LITERT, Entry, LatencyTable, table_statistic
 from tunas_tf.errors import UserError
-from tunas_tf.export.latency import time_invocations
 from tunas_tf.space.architecture import Architecture
 from tunas_tf.space.search_space import SearchSpace
 
 _POOL_FACTOR = 20
-ROUNDS = 3  # Interleaved timing passes per architecture (see measure_archs).
 
 
 def config_from_header(header: dict, **overrides) -> ProfileConfig:
@@ -41,61 +39,49 @@ def config_from_header(header: dict, **overrides) -> ProfileConfig:
                 granularity=header['granularity'], dtype=header['dtype'],
                 num_classes=header['num_classes'], threads=header['threads'],
                 warmup=protocol['warmup'], min_runs=protocol['min_runs'],
-                min_seconds=protocol['min_seconds'], use_xnnpack=header['xnnpack'],
-                device=header['device'])
+                min_seconds=protocol['min_seconds'], instances=protocol.get('instances', 1),
+                use_xnnpack=header['xnnpack'],
+                device=header['device'], statistic=table_statistic(header))
   kwargs.update(overrides)
   return ProfileConfig(**kwargs)
 
 
 def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
                   what: str = 'Measuring architectures',
-                  on_entry: Optional[Callable[[int, Entry], None]] = None,
-                  rounds: int = ROUNDS) -> List[Entry]:
+                  on_entry: Optional[Callable[[int, Entry], None]] = None) -> List[Entry]:
   """Converts `archs` in parallel, then times them with `config`'s protocol.
 
-  Whole models run for tens of milliseconds, long enough to be hit by whatever else runs on
-  the machine; so each batch of architectures is timed in `rounds` interleaved passes (in a
-  fresh random order each time) and each entry pools its runs of all passes: a busy spell
-  then inflates every architecture a little instead of a few a lot, which would bend the
-  calibration line.
+  Each architecture is timed like a table entry (`profiler.time_models`: `config.instances`
+  rounds over a batch, a fresh interpreter each, the fastest run kept), so whole models and
+  their units are measured alike.
 
   Args:
-    config: protocol (threads, warm-up, runs...) and conversion settings; every pass runs
-      the full protocol.
+    config: protocol (threads, warm-up, runs, instances...) and conversion settings.
     archs: architectures of `config.search_space`.
     what: progress label.
     on_entry: called with (index, entry) after each architecture is done (e.g. to save it).
-    rounds: interleaved timing passes per batch (>= 1).
 
   Returns:
     One `Entry` per architecture, in order.
   """
   jobs = [('arch', config.search_space, list(a.indices), config.image_size, config.num_classes,
            config.dtype) for a in archs]
-  results: List[Entry] = []
+  results: List[Optional[Entry]] = [None] * len(jobs)
   workers = min(config.workers or (os.cpu_count() or 1), max(1, len(jobs) // 4))
-  rng = random.Random(config.seed)
+  done = 0
   with quiet_logs(), ConversionPool(workers) as pool:
-    batch_size = max(4, 2 * pool.workers)
+    batch_size = max(8, 4 * pool.workers)
     progress = Progress(len(jobs), what)
     for offset in range(0, len(jobs), batch_size):
       contents = pool.map(jobs[offset:offset + batch_size])
       with pinned(config.cpus):
-        interpreters = [prepared_interpreter(c, config, config.seed + offset + i)
-                        for i, c in enumerate(contents)]
-        runs = [[] for _ in interpreters]
-        for _ in range(rounds):
-          order = list(range(len(interpreters)))
-          rng.shuffle(order)
-          for i in order:
-            runs[i].append(time_invocations(interpreters[i], config.warmup, config.min_runs,
-                                            config.min_seconds) / 1e6)
-      del interpreters
-      for times in runs:
-        results.append(summarize(np.concatenate(times)))
+        entries = time_models(contents, config, config.seed + offset)
+      for i, entry in enumerate(entries):
+        results[offset + i] = entry
         if on_entry is not None:
-          on_entry(len(results) - 1, results[-1])
-      progress.update(len(results))
+          on_entry(offset + i, entry)
+      done += len(contents)
+      progress.update(done)
   return results
 
 
@@ -123,9 +109,16 @@ def spread_architectures(space: SearchSpace, raw_model: cost_lib.LatticeCostMode
     raise UserError(f'Space {space.name!r} has fewer than {num} distinct architectures outside '
                     'the excluded ones; ask for fewer')
   sums = raw_model.raw_many([a.indices for a in candidates])
-  order = np.argsort(sums, kind='stable')
-  picks = np.unique(np.round(np.linspace(0, len(order) - 1, num)).astype(int))
-  return [candidates[order[p]] for p in picks]
+  # Evenly spaced in Σ (not in rank: ranks crowd the middle and leave the extremes, where a
+  # latency target may lie, to extrapolation); each pick is the nearest unused candidate.
+  free = np.ones(len(candidates), dtype=bool)
+  picks = []
+  for target in np.linspace(sums.min(), sums.max(), num):
+    distance = np.where(free, np.abs(sums - target), np.inf)
+    best = int(np.argmin(distance))
+    free[best] = False
+    picks.append(best)
+  return [candidates[p] for p in sorted(picks, key=lambda p: sums[p])]
 
 
 def _tilted_sample(space: SearchSpace, rng: random.Random) -> Architecture:
@@ -170,7 +163,8 @@ def calibrate_table(path: str, num_archs: int, seed: int = 1,
 
     def save(i: int, entry: Entry) -> None:
       stored.append({'arch': space.to_string(archs[i]), 'indices': list(archs[i].indices),
-                     'measured_ms': entry.median_ms, 'p10_ms': entry.p10_ms,
+                     'measured_ms': entry.value(config.statistic), 'median_ms': entry.median_ms,
+                     'min_ms': entry.min_ms, 'p10_ms': entry.p10_ms,
                      'p90_ms': entry.p90_ms, 'n': entry.n})
       table.write(path)  # Each measurement is kept, so an interrupted calibration resumes.
 
@@ -185,7 +179,7 @@ def calibrate_table(path: str, num_archs: int, seed: int = 1,
                     'check the drift in the header and validate the table before using it',
                     fit.num_archs, 100 * fit.mape)
   data.update({'a': fit.a, 'b': fit.b, 'num_archs': fit.num_archs, 'fit_rmse_ms': fit.rmse_ms,
-               'fit_mape': fit.mape, 'seed': seed, 'rounds': ROUNDS,
+               'fit_mape': fit.mape, 'seed': seed,
                'mean_sum_over_measured': float(np.mean(sums / np.asarray(
                    [a['measured_ms'] for a in stored])))})
   table.write(path)

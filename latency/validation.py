@@ -13,7 +13,6 @@ import numpy as np
 from absl import logging
 
 from latency import cost_model as cost_lib
-from latency import calibration
 from latency.calibration import config_from_header, measure_archs
 from latency.table import LatencyTable
 from tunas_tf import fileio
@@ -98,7 +97,7 @@ def held_out_architectures(space: SearchSpace, num: int, seed: int,
 
 
 def validate_table(table_path: str, space_name: str, image_size: int, num_archs: int, seed: int,
-                   output_dir: str, workers: int = 0) -> dict:
+                   output_dir: str, workers: int = 0, cpus: Sequence[int] = ()) -> dict:
   """Measures `num_archs` random architectures end to end and compares them with the table.
 
   The architectures are uniform samples, disjoint from the table's calibration set, measured
@@ -112,6 +111,7 @@ def validate_table(table_path: str, space_name: str, image_size: int, num_archs:
     seed: sampling seed.
     output_dir: where validation.json and validation.png go.
     workers: conversion processes (0: one per CPU).
+    cpus: CPUs to pin the timing to (empty: none).
 
   Returns:
     The validation summary (also written to output_dir/validation.json).
@@ -120,10 +120,11 @@ def validate_table(table_path: str, space_name: str, image_size: int, num_archs:
     raise UserError(f'num_archs must be an integer >= 2, got {num_archs!r}')
   table = LatencyTable.read(table_path)
   model = cost_lib.table_cost_model(table, space_name, image_size, table_path)
-  config = config_from_header(table.header, workers=workers, seed=seed)
+  config = config_from_header(table.header, workers=workers, seed=seed, cpus=tuple(cpus))
   calibration_archs = [a['arch'] for a in (table.calibration or {}).get('archs', [])]
   archs = held_out_architectures(model.space, num_archs, seed, calibration_archs)
-  measured = [e.median_ms for e in measure_archs(config, archs, 'Validation architectures')]
+  entries = measure_archs(config, archs, 'Validation architectures')
+  measured = [e.value(config.statistic) for e in entries]
   indices = np.asarray([a.indices for a in archs])
   predicted = model.predict_many(indices)
   raw = model.raw_many(indices)
@@ -133,9 +134,10 @@ def validate_table(table_path: str, space_name: str, image_size: int, num_archs:
       'calibration': {'a': model.scale, 'b': model.bias_ms, 'num_archs': len(calibration_archs)},
       'table': os.path.abspath(table_path), 'search_space': space_name,
       'image_size': image_size, 'seed': seed, 'granularity': table.header['granularity'],
-      'rounds': calibration.ROUNDS,
+      'statistic': config.statistic, 'instances': config.instances,
       'archs': [{'arch': model.space.to_string(a), 'measured_ms': m, 'predicted_ms': float(p),
-                 'sum_ms': float(r)} for a, m, p, r in zip(archs, measured, predicted, raw)],
+                 'sum_ms': float(r), 'measured_median_ms': e.median_ms}
+                for a, m, p, r, e in zip(archs, measured, predicted, raw, entries)],
   }
   fileio.atomic_write_json(os.path.join(output_dir, VALIDATION_JSON), summary)
   plot(predicted, measured, os.path.join(output_dir, VALIDATION_PNG),

@@ -33,10 +33,15 @@ flags.DEFINE_enum('granularity', 'auto', ['auto', 'op', 'block'],
 flags.DEFINE_enum('dtype', 'float32', ['float32', 'int8'], 'Kernels of the timed models.')
 flags.DEFINE_integer('num_classes', 1000, 'Classifier width.')
 flags.DEFINE_integer('threads', 1, 'LiteRT / benchmark_model threads.')
-flags.DEFINE_integer('warmup', 10, 'Untimed runs per entry.')
-flags.DEFINE_integer('min_runs', 30, 'Minimum timed runs per entry.')
-flags.DEFINE_float('min_seconds', 0.1, 'Minimum timed seconds per entry.')
+flags.DEFINE_integer('warmup', 5, 'Untimed runs per interpreter instance.')
+flags.DEFINE_integer('min_runs', 10, 'Minimum timed runs per interpreter instance.')
+flags.DEFINE_float('min_seconds', 0.02, 'Minimum timed seconds per interpreter instance.')
+flags.DEFINE_integer('instances', 5, 'Fresh interpreters per entry (their fastest runs are '
+                     'averaged).')
 flags.DEFINE_bool('xnnpack', True, 'Keep the default XNNPACK delegate.')
+flags.DEFINE_enum('statistic', 'min', ['min', 'median'],
+                  'What an entry is: the fastest timed run (stable on a shared machine) or the '
+                  'median.')
 flags.DEFINE_string('device', 'host', 'Label of the measured machine (table identity).')
 flags.DEFINE_list('cpus', [], 'CPUs to pin the timing process to, e.g. 1 (default: none).')
 flags.DEFINE_integer('workers', 0, 'Conversion processes (0: one per CPU, 1: in process).')
@@ -77,9 +82,10 @@ def _build() -> None:
       search_space=FLAGS.search_space, image_size=FLAGS.image_size,
       granularity=FLAGS.granularity, dtype=FLAGS.dtype, num_classes=FLAGS.num_classes,
       threads=FLAGS.threads, warmup=FLAGS.warmup, min_runs=FLAGS.min_runs,
-      min_seconds=FLAGS.min_seconds, use_xnnpack=FLAGS.xnnpack, device=FLAGS.device,
+      min_seconds=FLAGS.min_seconds, instances=FLAGS.instances, use_xnnpack=FLAGS.xnnpack,
+      device=FLAGS.device,
       cpus=tuple(int(c) for c in FLAGS.cpus), workers=FLAGS.workers,
-      flush_every=FLAGS.flush_every, seed=FLAGS.seed)
+      flush_every=FLAGS.flush_every, seed=FLAGS.seed, statistic=FLAGS.statistic)
   report = profiler.build_table(config, FLAGS.output, max_new_entries=FLAGS.max_new_entries)
   print(f'{report.path}: {report.already_present + report.measured}/{report.needed} entries '
         f'({report.granularity}), measured {report.measured} in {report.seconds:.1f} s '
@@ -98,7 +104,8 @@ def _validate() -> None:
   from latency import validation  # pylint: disable=g-import-not-at-top
   summary = validation.validate_table(FLAGS.table, FLAGS.search_space, FLAGS.image_size,
                                       FLAGS.num_archs, FLAGS.seed, FLAGS.output_dir,
-                                      workers=FLAGS.workers)
+                                      workers=FLAGS.workers,
+                                      cpus=[int(c) for c in FLAGS.cpus])
   keys = ('n', 'mape', 'rmse_ms', 'bias', 'within_5pct', 'within_10pct', 'kendall_tau')
   print(' '.join(f'{k}={summary[k]:.4g}' for k in keys))
 
