@@ -34,6 +34,7 @@ class ExportSummary:
     latency_p10_ms: 10th percentile latency.
     latency_p90_ms: 90th percentile latency.
     latency_runs: number of timed runs.
+    latency_min_ms: the fastest run (what host latency tables hold by default).
     interpreter_backend: the TFLite interpreter backend used for all checks.
     num_threads: interpreter threads used for the latency.
     float_tflite_path: `output_dir/model_float.tflite` when int8, else None.
@@ -53,6 +54,7 @@ class ExportSummary:
   num_threads: int
   float_tflite_path: Optional[str] = None
   saved_model_path: Optional[str] = None
+  latency_min_ms: Optional[float] = None
 
   def to_dict(self) -> dict:
     """Returns the fields as a JSON-serializable dict."""
@@ -141,6 +143,7 @@ def export_model(model: Any,
       tflite_max_rel_diff=parity['max_rel_diff'], int8_top1_agreement=agreement,
       latency_ms=stats.median_ms, latency_p10_ms=stats.p10_ms, latency_p90_ms=stats.p90_ms,
       latency_runs=stats.n, interpreter_backend=stats.backend, num_threads=num_threads,
-      float_tflite_path=float_path, saved_model_path=saved_model_path)
+      float_tflite_path=float_path, saved_model_path=saved_model_path,
+      latency_min_ms=stats.min_ms)
   logging.info('Export summary: %s', summary.to_dict())
   return summary

@@ -10,7 +10,7 @@ profiler measures single blocks with exactly the same loop as whole models.
 
 import dataclasses
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from absl import logging
@@ -30,6 +30,7 @@ class LatencyStats:
     n: number of timed runs.
     backend: interpreter backend that ran the model.
     num_threads: interpreter thread count.
+    min_ms: the fastest run in milliseconds (what host latency tables hold by default).
   """
   median_ms: float
   p10_ms: float
@@ -37,6 +38,7 @@ class LatencyStats:
   n: int
   backend: str = ''
   num_threads: int = 1
+  min_ms: Optional[float] = None
 
   def to_dict(self) -> dict:
     """Returns the fields as a JSON-serializable dict."""
@@ -136,7 +138,8 @@ def measure_latency(model_content: bytes,
   times_ms = time_invocations(interpreter, warmup, min_runs, min_seconds) / 1e6
   p10, median, p90 = np.percentile(times_ms, [10, 50, 90])
   stats = LatencyStats(median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90),
-                       n=int(times_ms.size), backend=loaded.backend, num_threads=num_threads)
+                       n=int(times_ms.size), backend=loaded.backend, num_threads=num_threads,
+                       min_ms=float(np.min(times_ms)))
   logging.info('Latency: median %.4f ms (p10 %.4f, p90 %.4f, n=%d, threads=%d, %s)',
                stats.median_ms, stats.p10_ms, stats.p90_ms, stats.n, num_threads,
                loaded.backend)
