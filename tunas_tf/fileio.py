@@ -25,11 +25,22 @@ def atomic_write_bytes(path: str, content: bytes) -> None:
       f.write(content)
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp_path, _mode_for(path))  # mkstemp makes 0600 files; keep the usual mode.
     os.replace(tmp_path, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp_path)
     raise
+
+
+def _mode_for(path: str) -> int:
+  """The existing file's permissions, or those a plain open() would give a new file."""
+  try:
+    return os.stat(path).st_mode & 0o777
+  except FileNotFoundError:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_text(path: str, text: str) -> None:
