@@ -17,9 +17,10 @@ import numpy as np
 from absl import logging
 
 from latency import cost_model as cost_lib
-from latency.profiler import (ConversionPool, Progress, ProfileConfig, pinned, quiet_logs,
-                              time_models)
+from latency.profiler import (ConversionPool, Progress, ProfileConfig, QuietGuard, pinned,
+                              quiet_logs, reference_unit, time_models)
 from latency.table import RUNTIME_LITERT, Entry, LatencyTable, table_statistic
+from latency.timing import reference_ms_of
 from tunas_tf.errors import UserError
 from tunas_tf.space.architecture import Architecture
 from tunas_tf.space.search_space import SearchSpace
@@ -48,18 +49,22 @@ def config_from_header(header: dict, **overrides) -> ProfileConfig:
 
 def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
                   what: str = 'Measuring architectures',
-                  on_entry: Optional[Callable[[int, Entry], None]] = None) -> List[Entry]:
+                  on_entry: Optional[Callable[[int, Entry], None]] = None,
+                  header: Optional[dict] = None) -> List[Entry]:
   """Converts `archs` in parallel, then times them with `config`'s protocol.
 
-  Each architecture is timed like a table entry (`profiler.time_models`: `config.instances`
-  rounds over a batch, a fresh interpreter each, the fastest run kept), so whole models and
-  their units are measured alike.
+  Each architecture is timed like a table entry (`latency.timing.time_models`:
+  `config.instances` rounds over a batch, a fresh interpreter each, the fastest run kept, each
+  round guarded by the stem unit against busy spells), so whole models and their units are
+  measured alike.
 
   Args:
     config: protocol (threads, warm-up, runs, instances...) and conversion settings.
     archs: architectures of `config.search_space`.
     what: progress label.
     on_entry: called with (index, entry) after each architecture is done (e.g. to save it).
+    header: the table's header: the guard then waits for the host to be as quiet as during
+      the table's build (its reference unit's recorded latency).
 
   Returns:
     One `Entry` per architecture, in order.
@@ -70,19 +75,30 @@ def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
   workers = min(config.workers or (os.cpu_count() or 1), max(1, len(jobs) // 4))
   done = 0
   with quiet_logs(), ConversionPool(workers) as pool:
+    guard = make_guard(config, pool.map, header)
     batch_size = max(8, 4 * pool.workers)
     progress = Progress(len(jobs), what)
     for offset in range(0, len(jobs), batch_size):
       contents = pool.map(jobs[offset:offset + batch_size])
       with pinned(config.cpus):
-        entries = time_models(contents, config, config.seed + offset)
+        entries = time_models(contents, config, config.seed + offset, guard)
       for i, entry in enumerate(entries):
         results[offset + i] = entry
         if on_entry is not None:
           on_entry(offset + i, entry)
       done += len(contents)
       progress.update(done)
+  logging.info('%s: quiet guard %s', what, guard.summary())
   return results
+
+
+def make_guard(config: ProfileConfig, convert_jobs: Callable = None,
+               header: Optional[dict] = None) -> QuietGuard:
+  """A `QuietGuard` timing the space's stem unit, started at `header`'s recorded speed."""
+  reference = reference_unit(config)
+  content = (convert_jobs or ConversionPool(1).map)([('unit', reference.key)])[0]
+  best = reference_ms_of(header or {}, reference.key, config.statistic)
+  return QuietGuard(content, config, best_ms=best)
 
 
 def spread_architectures(space: SearchSpace, raw_model: cost_lib.LatticeCostModel, num: int,
@@ -168,7 +184,8 @@ def calibrate_table(path: str, num_archs: int, seed: int = 1,
                      'p90_ms': entry.p90_ms, 'n': entry.n})
       table.write(path)  # Each measurement is kept, so an interrupted calibration resumes.
 
-    measure_archs(config, archs, 'Calibration architectures', on_entry=save)
+    measure_archs(config, archs, 'Calibration architectures', on_entry=save,
+                  header=table.header)
   sums = raw.raw_many([a['indices'] for a in stored])
   fit = cost_lib.fit_calibration(sums, [a['measured_ms'] for a in stored])
   for arch, total in zip(stored, sums):

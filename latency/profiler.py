@@ -5,7 +5,8 @@ exact input shape, run by the LiteRT interpreter with an explicit thread count; 
 written once, only `invoke()` is timed, after warm-up, for at least `min_runs` runs and
 `min_seconds`; the entry keeps min, median, p10, p90 and n, and the header names the statistic
 the table's latencies stand for (`statistic`, by default the minimum: see `latency.table`).
-Units are measured in a random order, the timing process can be pinned to CPUs, and a
+Units are measured in a random order, in rounds of fresh interpreters guarded against busy
+spells of the host (`latency.timing`); the timing process can be pinned to CPUs, and a
 reference unit is re-timed every `reference_every` entries to expose drift (in the header).
 
 Speed: converting a unit (~0.2 s) costs more than timing it (~0.1 s), so conversion runs in
@@ -33,8 +34,9 @@ from latency.lattice import Lattice, as_space
 from latency.table import (RUNTIME_LITERT, STATISTIC_MIN, Entry, LatencyTable, check_statistic,
                            cpu_model, library_versions)
 from tunas_tf.errors import UserError
-from tunas_tf.export.interpreter import check_num_threads, make_interpreter
-from tunas_tf.export.latency import random_input, time_invocations
+from latency.timing import (QuietGuard, prepared_interpreter, reference_ms_of,  # pylint: disable=unused-import
+                            summarize, time_model, time_models)
+from tunas_tf.export.interpreter import check_num_threads
 from tunas_tf.models.macs import DEFAULT_NUM_CLASSES, check_num_classes
 
 AUTO = 'auto'
@@ -135,53 +137,6 @@ def make_header(config: ProfileConfig, granularity: str) -> dict:
       'converter': 'keras -> frozen concrete function -> TFLiteConverter (latency.convert)',
       'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
   }
-
-
-def prepared_interpreter(content: bytes, config: ProfileConfig, seed: int = 0):
-  """An allocated interpreter for `content` with random inputs written (outside the timing)."""
-  loaded = make_interpreter(content, num_threads=config.threads, use_xnnpack=config.use_xnnpack)
-  interpreter = loaded.interpreter
-  rng = np.random.default_rng(seed)
-  for detail in interpreter.get_input_details():
-    interpreter.set_tensor(detail['index'], random_input(detail['shape'], detail['dtype'], rng))
-  return interpreter
-
-
-def summarize(runs_ms: Sequence[np.ndarray]) -> Entry:
-  """One entry from the timed runs of each interpreter instance (ms).
-
-  `min_ms` is the fastest run of any instance; median/p10/p90 pool every run.
-  """
-  pooled = np.concatenate([np.asarray(r, dtype=np.float64) for r in runs_ms])
-  p10, median, p90 = np.percentile(pooled, [10, 50, 90])
-  return Entry(float(median), float(p10), float(p90), int(pooled.size), min_ms=float(pooled.min()))
-
-
-def time_models(contents: Sequence[bytes], config: ProfileConfig, seed: int = 0) -> List[Entry]:
-  """Times .tflite models with the protocol of `config`: `config.instances` rounds, each round
-  one fresh interpreter per model, the models in a new random order every round.
-
-  On the shared x86 host the same model ran 1.5-1.8x slower in about one interpreter instance
-  in six (XNNPACK's 7x7 depthwise kernels most), and other tenants slow everything down in
-  spells of seconds; spreading each model's instances over the rounds and keeping its fastest
-  run measures the uncontended speed (`summarize`).
-  """
-  runs: List[List[np.ndarray]] = [[] for _ in contents]
-  rng = random.Random(seed)
-  for round_index in range(config.instances):
-    order = list(range(len(contents)))
-    rng.shuffle(order)
-    for i in order:
-      interpreter = prepared_interpreter(contents[i], config, seed + round_index)
-      runs[i].append(time_invocations(interpreter, config.warmup, config.min_runs,
-                                      config.min_seconds) / 1e6)
-      del interpreter
-  return [summarize(r) for r in runs]
-
-
-def time_model(content: bytes, config: ProfileConfig, seed: int = 0) -> Entry:
-  """Times one .tflite model with the protocol of `config` (see `time_models`)."""
-  return time_models([content], config, seed)[0]
 
 
 # Conversion jobs: ('unit', key) or ('arch', space, indices, image_size, num_classes, dtype).
@@ -336,6 +291,13 @@ def open_table(config: ProfileConfig, path: str) -> Tuple[LatencyTable, str]:
   return existing, granularity
 
 
+def reference_unit(config: ProfileConfig) -> keys_lib.Unit:
+  """The unit a build re-times to watch for drift and a `QuietGuard` times: the stem."""
+  return enumeration.enumerate_units(config.search_space, config.image_size,
+                                     resolve_granularity(config), config.dtype,
+                                     config.num_classes)[0]
+
+
 def _record_drift(table: LatencyTable, reference: keys_lib.Unit, entry: Entry,
                   done: int) -> None:
   statistic = table.header['protocol']['statistic']
@@ -389,8 +351,8 @@ def build_table(config: ProfileConfig, path: str, units: Optional[Sequence[keys_
     with quiet_logs(), ConversionPool(workers) as pool:
       reference = needed[0]
       reference_content = pool.map([('unit', reference.key)])[0]
+      guard = QuietGuard(reference_content, config)
       with pinned(config.cpus):
-        _record_drift(table, reference, time_model(reference_content, config, config.seed), 0)
         progress = Progress(len(missing), f'Profiling {config.search_space}@{config.image_size}')
         # Large enough batches that each unit's instances lie seconds apart (time_models).
         batch_size = max(32, 16 * pool.workers)
@@ -399,7 +361,10 @@ def build_table(config: ProfileConfig, path: str, units: Optional[Sequence[keys_
           t0 = time.monotonic()
           contents = pool.map([('unit', u.key) for u in batch])
           t1 = time.monotonic()
-          for unit, entry in zip(batch, time_models(contents, config, config.seed + offset)):
+          if offset == 0:  # Only now are all workers past importing TensorFlow (idle).
+            _record_drift(table, reference, time_model(reference_content, config, config.seed), 0)
+          entries = time_models(contents, config, config.seed + offset, guard)
+          for unit, entry in zip(batch, entries):
             table.entries[unit.key] = entry
             done += 1
             if done % config.reference_every == 0:
@@ -411,6 +376,7 @@ def build_table(config: ProfileConfig, path: str, units: Optional[Sequence[keys_
           progress.update(done)
           convert_s, time_s = convert_s + t1 - t0, time_s + time.monotonic() - t1
         _record_drift(table, reference, time_model(reference_content, config), done)
+        table.header['quiet_guard'] = guard.summary()
   seconds = time.monotonic() - start
   if done or not os.path.exists(path):
     table.header['last_build'] = {'measured': done, 'seconds': round(seconds, 2),

@@ -123,7 +123,7 @@ def validate_table(table_path: str, space_name: str, image_size: int, num_archs:
   config = config_from_header(table.header, workers=workers, seed=seed, cpus=tuple(cpus))
   calibration_archs = [a['arch'] for a in (table.calibration or {}).get('archs', [])]
   archs = held_out_architectures(model.space, num_archs, seed, calibration_archs)
-  entries = measure_archs(config, archs, 'Validation architectures')
+  entries = measure_archs(config, archs, 'Validation architectures', header=table.header)
   measured = [e.value(config.statistic) for e in entries]
   indices = np.asarray([a.indices for a in archs])
   predicted = model.predict_many(indices)
