@@ -18,9 +18,9 @@ from absl import logging
 
 from latency import cost_model as cost_lib
 from latency.profiler import (ConversionPool, Progress, ProfileConfig, QuietGuard, pinned,
-                              quiet_logs, reference_unit, time_models)
+                              quiet_logs, time_models)
 from latency.table import RUNTIME_LITERT, Entry, LatencyTable, table_statistic
-from latency.timing import reference_ms_of
+from latency.timing import probe_best_of
 from tunas_tf.errors import UserError
 from tunas_tf.space.architecture import Architecture
 from tunas_tf.space.search_space import SearchSpace
@@ -55,7 +55,7 @@ def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
 
   Each architecture is timed like a table entry (`latency.timing.time_models`:
   `config.instances` rounds over a batch, a fresh interpreter each, the fastest run kept, each
-  round guarded by the stem unit against busy spells), so whole models and their units are
+  round guarded against busy spells by a probe), so whole models and their units are
   measured alike.
 
   Args:
@@ -64,7 +64,7 @@ def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
     what: progress label.
     on_entry: called with (index, entry) after each architecture is done (e.g. to save it).
     header: the table's header: the guard then waits for the host to be as quiet as during
-      the table's build (its reference unit's recorded latency).
+      the table's build (the probe speed it recorded).
 
   Returns:
     One `Entry` per architecture, in order.
@@ -75,7 +75,7 @@ def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
   workers = min(config.workers or (os.cpu_count() or 1), max(1, len(jobs) // 4))
   done = 0
   with quiet_logs(), ConversionPool(workers) as pool:
-    guard = make_guard(config, pool.map, header)
+    guard = QuietGuard(best_ms=probe_best_of(header or {}))
     batch_size = max(8, 4 * pool.workers)
     progress = Progress(len(jobs), what)
     for offset in range(0, len(jobs), batch_size):
@@ -90,15 +90,6 @@ def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
       progress.update(done)
   logging.info('%s: quiet guard %s', what, guard.summary())
   return results
-
-
-def make_guard(config: ProfileConfig, convert_jobs: Callable = None,
-               header: Optional[dict] = None) -> QuietGuard:
-  """A `QuietGuard` timing the space's stem unit, started at `header`'s recorded speed."""
-  reference = reference_unit(config)
-  content = (convert_jobs or ConversionPool(1).map)([('unit', reference.key)])[0]
-  best = reference_ms_of(header or {}, reference.key, config.statistic)
-  return QuietGuard(content, config, best_ms=best)
 
 
 def spread_architectures(space: SearchSpace, raw_model: cost_lib.LatticeCostModel, num: int,

@@ -34,7 +34,7 @@ from latency.lattice import Lattice, as_space
 from latency.table import (RUNTIME_LITERT, STATISTIC_MIN, Entry, LatencyTable, check_statistic,
                            cpu_model, library_versions)
 from tunas_tf.errors import UserError
-from latency.timing import (QuietGuard, prepared_interpreter, reference_ms_of,  # pylint: disable=unused-import
+from latency.timing import (QuietGuard, prepared_interpreter, probe_best_of,  # pylint: disable=unused-import
                             summarize, time_model, time_models)
 from tunas_tf.export.interpreter import check_num_threads
 from tunas_tf.models.macs import DEFAULT_NUM_CLASSES, check_num_classes
@@ -291,13 +291,6 @@ def open_table(config: ProfileConfig, path: str) -> Tuple[LatencyTable, str]:
   return existing, granularity
 
 
-def reference_unit(config: ProfileConfig) -> keys_lib.Unit:
-  """The unit a build re-times to watch for drift and a `QuietGuard` times: the stem."""
-  return enumeration.enumerate_units(config.search_space, config.image_size,
-                                     resolve_granularity(config), config.dtype,
-                                     config.num_classes)[0]
-
-
 def _record_drift(table: LatencyTable, reference: keys_lib.Unit, entry: Entry,
                   done: int) -> None:
   statistic = table.header['protocol']['statistic']
@@ -351,7 +344,7 @@ def build_table(config: ProfileConfig, path: str, units: Optional[Sequence[keys_
     with quiet_logs(), ConversionPool(workers) as pool:
       reference = needed[0]
       reference_content = pool.map([('unit', reference.key)])[0]
-      guard = QuietGuard(reference_content, config)
+      guard = QuietGuard(best_ms=probe_best_of(table.header))  # A resumed build: as before.
       with pinned(config.cpus):
         progress = Progress(len(missing), f'Profiling {config.search_space}@{config.image_size}')
         # Large enough batches that each unit's instances lie seconds apart (time_models).

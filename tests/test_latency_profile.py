@@ -255,8 +255,8 @@ def test_parallel_workers_build(tmp_path):
 
 def test_quiet_guard_waits_and_repeats_rounds_while_the_host_is_busy(units):
   config = _config(instances=2, min_runs=2)
-  guard = profiler.QuietGuard(convert.convert_unit(units[0]), config, max_wait_s=0.1)
-  assert guard.quiet() and 0 < guard.best_ms < 10  # The first timing sets the best.
+  guard = profiler.QuietGuard(max_wait_s=0.1)
+  assert guard.quiet() and 0 < guard.best_ms < 100  # The first probe sets the best.
   guard.tolerance = -0.5  # Never within 50 % *below* its best: the host always looks busy.
   entries = profiler.time_models([convert.convert_unit(units[1])], config, guard=guard)
   assert entries[0].n == 2 * 2  # Two rounds kept, each of 2 runs.
@@ -265,23 +265,22 @@ def test_quiet_guard_waits_and_repeats_rounds_while_the_host_is_busy(units):
   assert guard.summary()['repeated_rounds'] == 4
 
 
-def test_quiet_guard_gives_up_on_a_lasting_slowdown_and_adopts_it(units):
-  guard = profiler.QuietGuard(convert.convert_unit(units[0]), _config(), max_wait_s=0.1,
-                              best_ms=1e-9)  # As if the table was built on a far faster host.
+def test_quiet_guard_gives_up_on_a_lasting_slowdown_and_adopts_it():
+  guard = profiler.QuietGuard(max_wait_s=0.1, best_ms=1e-9)  # Built on a far faster host.
   guard.wait()
   assert guard.busy_rounds == 1 and guard.best_ms == guard.last_ms > 1e-9
 
 
-def test_reference_ms_of_reads_the_build_drift():
-  header = {'drift': {'reference_key': 'k', 'statistic': 'min', 'latency_ms': [0.3, 0.2, 0.25]}}
-  assert profiler.reference_ms_of(header, 'k', 'min') == 0.2
-  assert profiler.reference_ms_of(header, 'other', 'min') == float('inf')
-  assert profiler.reference_ms_of(header, 'k', 'median') == float('inf')
-  assert profiler.reference_ms_of({}, 'k', 'min') == float('inf')
+def test_probe_best_of_reads_the_build_guard(tmp_path, units):
+  path = str(tmp_path / 'table.json')
+  profiler.build_table(_config(instances=1), path, units=units[:2])
+  best = LatencyTable.read(path).header['quiet_guard']['probe_best_ms']
+  assert 0 < best < 100 and profiler.probe_best_of(LatencyTable.read(path).header) == best
+  assert profiler.probe_best_of({}) == float('inf')
 
 
 def test_quiet_guard_lets_a_quiet_host_through(units):
   config = _config(instances=3, min_runs=2)
-  guard = profiler.QuietGuard(convert.convert_unit(units[0]), config, tolerance=100.0)
+  guard = profiler.QuietGuard(tolerance=100.0)
   profiler.time_models([convert.convert_unit(units[1])], config, guard=guard)
   assert (guard.repeated_rounds, guard.busy_rounds) == (0, 0)
