@@ -3,9 +3,9 @@
 A sum of isolated unit latencies is biased (on the x86 host Σ/measured was 0.84-0.92, mostly a
 common scale: docs/anchors/latency.md §4.6), so the table cost model is calibrated on K whole
 architectures measured with the table's own protocol. The K architectures are spread over the
-range of Σ (evenly in Σ, from a large pool of uniform and tilted samples): uniform samples
-alone cluster around the mean (a sum of many independent choices), which leaves the intercept
-poorly determined. The measurements are stored in the table, so a rerun only measures what is
+range of Σ (evenly in Σ, from a large pool of uniform, tilted and pushed samples): uniform
+samples alone cluster around the mean (a sum of many independent choices), which leaves the
+intercept poorly determined and the ends of the range, where targets may lie, extrapolated. The measurements are stored in the table, so a rerun only measures what is
 missing and (a, b) is always refitted against the current entries.
 """
 
@@ -105,9 +105,12 @@ def spread_architectures(space: SearchSpace, raw_model: cost_lib.LatticeCostMode
   """
   rng = random.Random(seed)
   candidates, seen = [], set(exclude)
-  for i in range(_POOL_FACTOR * num):
-    # Half uniform, half tilted toward low or high choice indices (usually cheap / costly).
-    arch = space.sample(rng) if i % 2 == 0 else _tilted_sample(space, rng)
+  pool = [space.sample(rng) if i % 2 == 0 else _tilted_sample(space, rng)
+          for i in range(_POOL_FACTOR * num)]
+  # The first two go all the way (toward the two ends); the rest part of the way.
+  pool += [_pushed_sample(space, raw_model, rng, (-1) ** i, 1.0 if i < 2 else rng.uniform(0.3, 1))
+           for i in range(num)]
+  for arch in pool:
     text = space.to_string(arch)
     if text not in seen:
       seen.add(text)
@@ -126,6 +129,26 @@ def spread_architectures(space: SearchSpace, raw_model: cost_lib.LatticeCostMode
     free[best] = False
     picks.append(best)
   return [candidates[p] for p in sorted(picks, key=lambda p: sums[p])]
+
+
+def _pushed_sample(space: SearchSpace, raw_model: cost_lib.LatticeCostModel,
+                   rng: random.Random, direction: int, share: float) -> Architecture:
+  """A random architecture pushed toward the costliest (direction +1) or cheapest (-1) end.
+
+  Uniform and tilted samples miss the ends of the range (in proxylessnas the last choice is
+  'skip', so a tilt toward high indices is cheap, not costly), and search targets in the
+  middle of the range (latency_range_ms) lay above every calibration architecture at 32 px.
+  `share` of the decisions, in random order, take their costliest / cheapest choice given the
+  others (with share 1, in two passes: a choice can change what is costliest later on).
+  """
+  indices = list(space.sample(rng).indices)
+  order = [d for d in range(len(indices)) if rng.random() < share]
+  rng.shuffle(order)
+  for d in order * (2 if share >= 1 else 1):
+    variants = np.tile(indices, (space.decisions[d].num_choices, 1))
+    variants[:, d] = np.arange(space.decisions[d].num_choices)
+    indices[d] = int(np.argmax(direction * raw_model.raw_many(variants)))
+  return space.canonical(Architecture(space.name, tuple(indices)))
 
 
 def _tilted_sample(space: SearchSpace, rng: random.Random) -> Architecture:

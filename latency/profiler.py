@@ -116,6 +116,9 @@ class ProfileConfig:
             'instances': self.instances}
 
 
+_BUILD_MAX_WAIT_S = 5.0
+
+
 def resolve_granularity(config: ProfileConfig, existing: Optional[LatencyTable] = None) -> str:
   """'op' or 'block': the request, else an existing table's, else whichever has fewer keys."""
   if config.granularity != AUTO:
@@ -344,7 +347,9 @@ def build_table(config: ProfileConfig, path: str, units: Optional[Sequence[keys_
     with quiet_logs(), ConversionPool(workers) as pool:
       reference = needed[0]
       reference_content = pool.map([('unit', reference.key)])[0]
-      guard = QuietGuard(best_ms=probe_best_of(table.header))  # A resumed build: as before.
+      # Short waits only: a build has thousands of rounds, and the fastest run of a unit is
+      # less sensitive to a busy host than that of a whole model (calibration waits longer).
+      guard = QuietGuard(max_wait_s=_BUILD_MAX_WAIT_S, best_ms=probe_best_of(table.header))
       with pinned(config.cpus):
         progress = Progress(len(missing), f'Profiling {config.search_space}@{config.image_size}')
         # Large enough batches that each unit's instances lie seconds apart (time_models).

@@ -234,6 +234,8 @@ def test_spread_architectures_cover_the_range():
   rng = random.Random(0)
   uniform = model.predict_many([space.sample(rng).indices for _ in range(10)])
   assert np.ptp(values) > 2 * np.ptp(uniform)  # Much wider than 10 uniform samples.
+  low, high = model.latency_range_ms()
+  assert values[0] - low < 0.05 * (high - low) and high - values[-1] < 0.05 * (high - low)
 
 
 def test_calibration_refuses_phone_tables(tmp_path):
