@@ -42,8 +42,8 @@ most likely architecture up to 3.3 % off. Measured ran 2-16 % above predicted: T
 every calibration architecture (the largest measured 1.45 ms), so the line is extrapolated
 there. Calibration now also draws architectures pushed to both ends of the range
 (`calibration._pushed_sample`); refitted with 10 of them (Σ up to 2.9 ms), v4's table moved
-these predictions by only +0.4 %: the 32-px line bends upward at the top (those 10 measured
-8-11 % above it), which a linear a·Σ + b cannot follow. A re-timing of v3's exports minutes later
+these predictions by only +0.4 %: the 32-px line bends upward at the top (the three of them
+with Σ 1.9-2.9 ms measured 8-11 % above it), which a linear a·Σ + b cannot follow. A re-timing of v3's exports minutes later
 read +9.3 +8.0 +16.1 +15.2 +1.7 %: single measurements of a 1.6-ms model still move by up to
 10 % on this host.
 """
