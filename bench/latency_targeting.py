@@ -6,8 +6,9 @@ r"""Benchmark: does a short TuNAS search land on its latency target?
 
 First, unless --latency_table is given, it builds and calibrates a table of the space at
 --image_size on this host, now (`--output_dir/table_S_N.json`, timing pinned to --cpus; 2-6
-minutes at 32 px, longer while the host is busy): a table from another day is off by the host's change of speed (1.3x
-between two sessions here), which would judge the day, not the search. For each seed, one
+minutes at 32 px, longer while the host is busy): a table from another day is off by the
+host's change of speed (1.3x between two sessions here), which would judge the day, not the
+search. For each seed, one
 TuNAS search (`tunas.search`, abs reward) on the dataset with the table cost model and T0 in
 the middle of the space's reachable range under that model (`latency_range_ms()`, unless
 --target_latency_ms is given). Then the final (most likely) architecture is exported to
@@ -43,9 +44,9 @@ every calibration architecture (the largest measured 1.45 ms), so the line is ex
 there. Calibration now also draws architectures pushed to both ends of the range
 (`calibration._pushed_sample`); refitted with 10 of them (Σ up to 2.9 ms), v4's table moved
 these predictions by only +0.4 %: the 32-px line bends upward at the top (the three of them
-with Σ 1.9-2.9 ms measured 8-11 % above it), which a linear a·Σ + b cannot follow. A re-timing of v3's exports minutes later
-read +9.3 +8.0 +16.1 +15.2 +1.7 %: single measurements of a 1.6-ms model still move by up to
-10 % on this host.
+with Σ 1.9-2.9 ms measured 8-11 % above it), which a linear a·Σ + b cannot follow. A
+re-timing of v3's exports minutes later read +9.3 +8.0 +16.1 +15.2 +1.7 %: single measurements
+of a 1.6-ms model still move by up to 10 % on this host.
 """
 
 import json
@@ -160,14 +161,14 @@ def _measure(run_dir, num_classes, table_path):
 
 def _time_like_table(tflite_path, header):
   """Times the export with the table's own protocol (rounds, runs, statistic, pinning, guard)."""
-  from latency import calibration, profiler  # pylint: disable=g-import-not-at-top
+  from latency import calibration, profiler, timing  # pylint: disable=g-import-not-at-top
   config = calibration.config_from_header(header, cpus=tuple(header.get('affinity') or ()))
   with open(tflite_path, 'rb') as f:
     content = f.read()
-  guard = profiler.QuietGuard(best_ms=profiler.probe_best_of(header))
+  guard = timing.QuietGuard(best_ms=timing.probe_best_of(header))
   with profiler.pinned(config.cpus):
-    entry = profiler.time_model(content, config, guard=guard)
-  return entry.value(config.statistic), entry.median_ms
+    entry = timing.time_model(content, config, guard=guard)
+  return entry.value(config.statistic), entry.median_ms, config.statistic
 
 
 def _row(seed, target_ms, num_classes, table_path, header):
@@ -175,12 +176,12 @@ def _row(seed, target_ms, num_classes, table_path, header):
   summary, run_dir, sampled = _search(seed, target_ms, table_path)
   search_s = time.time() - start
   export = _measure(run_dir, num_classes, table_path)
-  measured, measured_median = _time_like_table(export['tflite_path'], header)
+  measured, measured_median, statistic = _time_like_table(export['tflite_path'], header)
   predicted = summary['predicted_latency_ms']
   return {'seed': seed, 'arch': summary['arch'], 'predicted_ms': predicted,
           'predicted_error': predicted / target_ms - 1.0, 'measured_ms': measured,
           'measured_error': measured / target_ms - 1.0,
-          'measured_statistic': header['protocol'].get('statistic', 'median'),
+          'measured_statistic': statistic,
           'measured_median_ms': measured_median, 'export_latency_ms': export['latency_ms'],
           'measured_p10_ms': export['latency_p10_ms'], 'measured_p90_ms': export['latency_p90_ms'],
           'sampled_tail_mean_ms': statistics.fmean(sampled) if sampled else None,

@@ -5,8 +5,9 @@ common scale: docs/anchors/latency.md §4.6), so the table cost model is calibra
 architectures measured with the table's own protocol. The K architectures are spread over the
 range of Σ (evenly in Σ, from a large pool of uniform, tilted and pushed samples): uniform
 samples alone cluster around the mean (a sum of many independent choices), which leaves the
-intercept poorly determined and the ends of the range, where targets may lie, extrapolated. The measurements are stored in the table, so a rerun only measures what is
-missing and (a, b) is always refitted against the current entries.
+intercept poorly determined and the ends of the range, where targets may lie, extrapolated.
+The measurements are stored in the table, so a rerun only measures what is missing and (a, b)
+is always refitted against the current entries.
 """
 
 import os
@@ -17,10 +18,9 @@ import numpy as np
 from absl import logging
 
 from latency import cost_model as cost_lib
-from latency.profiler import (ConversionPool, Progress, ProfileConfig, QuietGuard, pinned,
-                              quiet_logs, time_models)
+from latency.profiler import ConversionPool, Progress, ProfileConfig, pinned, quiet_logs
 from latency.table import RUNTIME_LITERT, Entry, LatencyTable, table_statistic
-from latency.timing import probe_best_of
+from latency.timing import QuietGuard, probe_best_of, time_models
 from tunas_tf.errors import UserError
 from tunas_tf.space.architecture import Architecture
 from tunas_tf.space.search_space import SearchSpace
@@ -71,9 +71,8 @@ def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
   """
   jobs = [('arch', config.search_space, list(a.indices), config.image_size, config.num_classes,
            config.dtype) for a in archs]
-  results: List[Optional[Entry]] = [None] * len(jobs)
+  results: List[Entry] = []
   workers = min(config.workers or (os.cpu_count() or 1), max(1, len(jobs) // 4))
-  done = 0
   with quiet_logs(), ConversionPool(workers) as pool:
     guard = QuietGuard(best_ms=probe_best_of(header or {}))
     batch_size = max(8, 4 * pool.workers)
@@ -82,12 +81,11 @@ def measure_archs(config: ProfileConfig, archs: Sequence[Architecture],
       contents = pool.map(jobs[offset:offset + batch_size])
       with pinned(config.cpus):
         entries = time_models(contents, config, config.seed + offset, guard)
-      for i, entry in enumerate(entries):
-        results[offset + i] = entry
+      for entry in entries:
+        results.append(entry)
         if on_entry is not None:
-          on_entry(offset + i, entry)
-      done += len(contents)
-      progress.update(done)
+          on_entry(len(results) - 1, entry)
+      progress.update(len(results))
   logging.info('%s: quiet guard %s', what, guard.summary())
   return results
 

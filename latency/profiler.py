@@ -32,10 +32,10 @@ from latency import enumeration
 from latency import keys as keys_lib
 from latency.lattice import Lattice, as_space
 from latency.table import (RUNTIME_LITERT, STATISTIC_MIN, Entry, LatencyTable, check_statistic,
-                           cpu_model, library_versions)
+                           cpu_model, library_versions, table_statistic)
+from latency.timing import (QuietGuard, probe_best_of, summarize,  # pylint: disable=unused-import
+                            time_model, time_models)
 from tunas_tf.errors import UserError
-from latency.timing import (QuietGuard, prepared_interpreter, probe_best_of,  # pylint: disable=unused-import
-                            summarize, time_model, time_models)
 from tunas_tf.export.interpreter import check_num_threads
 from tunas_tf.models.macs import DEFAULT_NUM_CLASSES, check_num_classes
 
@@ -56,7 +56,7 @@ class ProfileConfig:
     warmup: untimed runs before timing (per interpreter instance).
     min_runs: at least this many timed runs per instance.
     min_seconds: and at least this long a timed loop per instance.
-    instances: fresh interpreters per entry (see `time_model`).
+    instances: timing rounds per entry, a fresh interpreter each (see `timing.time_models`).
     use_xnnpack: keep the default XNNPACK delegate (as on phones).
     device: label of the machine (e.g. 'host', 'pixel4'); part of the table's identity.
     cpus: CPUs to pin the timing process to (empty: no pinning).
@@ -296,7 +296,7 @@ def open_table(config: ProfileConfig, path: str) -> Tuple[LatencyTable, str]:
 
 def _record_drift(table: LatencyTable, reference: keys_lib.Unit, entry: Entry,
                   done: int) -> None:
-  statistic = table.header['protocol']['statistic']
+  statistic = table_statistic(table.header)
   drift = table.header.setdefault('drift', {'reference_key': reference.key, 'statistic': statistic,
                                             'after_entries': []})
   drift.setdefault('latency_ms', drift.pop('median_ms', []))  # Older tables: 'median_ms'.

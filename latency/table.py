@@ -47,7 +47,7 @@ STATISTICS = (STATISTIC_MIN, 'median', 'mean')
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-  """One measured unit (milliseconds); p10/p90/min are None when the tool does not report them."""
+  """One measured unit (ms); p10/p90/min are None when the tool does not report them."""
   median_ms: float
   p10_ms: Optional[float]
   p90_ms: Optional[float]
@@ -126,8 +126,9 @@ def _check_entry(key: str, value: Any, path: str) -> Entry:
   positive = [v for v in (entry.median_ms, entry.min_ms) if v is not None]
   if not all(math.isfinite(v) and v > 0 for v in positive) or entry.n < 1:
     raise UserError(f'Latency table {path!r}: entry {key!r} has median_ms={entry.median_ms!r}, '
-                    f'min_ms={entry.min_ms!r}, n={entry.n!r}; latencies must be positive and finite and n >= 1. '
-                    'Delete the entry and rerun the build to measure it again')
+                    f'min_ms={entry.min_ms!r}, n={entry.n!r}; latencies must be positive and '
+                    'finite and n >= 1. Delete the entry and rerun the build to measure it '
+                    'again')
   return entry
 
 

@@ -1,4 +1,5 @@
-"""Timing .tflite models with LiteRT: rounds of fresh interpreters, held back while the host is busy.
+"""Timing .tflite models with LiteRT: rounds of fresh interpreters, held back while the host
+is busy.
 
 Every latency of a table (its units and the whole architectures that calibrate and validate it)
 is measured here with the same protocol (`ProfileConfig`: threads, warm-up, timed runs,
@@ -78,7 +79,7 @@ class QuietGuard:
   """Holds timing back while the host runs `probe_ms` slower than its fastest so far.
 
   Attributes:
-    tolerance: the host counts as busy while the reference is this much slower than its best.
+    tolerance: the host counts as busy while the probe is this much slower than its best.
     max_wait_s: give up waiting after this long (log it, and take the current speed as the
       new best).
     best_ms: the fastest probe so far; start it at the probe of the table's build
@@ -101,7 +102,7 @@ class QuietGuard:
     return self.last_ms <= self.best_ms * (1.0 + self.tolerance)
 
   def wait(self) -> None:
-    """Returns once the reference runs at its usual speed (or after `max_wait_s`)."""
+    """Returns once the probe runs at its usual speed (or after `max_wait_s`)."""
     start = time.monotonic()
     while not self.quiet():
       if time.monotonic() - start > self.max_wait_s:
@@ -143,12 +144,14 @@ def time_models(contents: Sequence[bytes], config, seed: int = 0,
   """
   runs: List[List[np.ndarray]] = [[] for _ in contents]
   rng = random.Random(seed)
+  quiet = guard is None  # A quiet check after a round also clears the next one to start.
   for round_index in range(config.instances):
     for attempt in range(_ROUND_ATTEMPTS):
-      if guard is not None:
+      if not quiet:
         guard.wait()
       result = _round(contents, config, seed + round_index, rng)
-      if guard is None or guard.quiet() or attempt == _ROUND_ATTEMPTS - 1:
+      quiet = guard is None or guard.quiet()
+      if quiet or attempt == _ROUND_ATTEMPTS - 1:
         break
       guard.repeated_rounds += 1
     for i, r in enumerate(result):

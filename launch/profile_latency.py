@@ -36,8 +36,8 @@ flags.DEFINE_integer('threads', 1, 'LiteRT / benchmark_model threads.')
 flags.DEFINE_integer('warmup', 5, 'Untimed runs per interpreter instance.')
 flags.DEFINE_integer('min_runs', 10, 'Minimum timed runs per interpreter instance.')
 flags.DEFINE_float('min_seconds', 0.02, 'Minimum timed seconds per interpreter instance.')
-flags.DEFINE_integer('instances', 5, 'Fresh interpreters per entry (their fastest runs are '
-                     'averaged).')
+flags.DEFINE_integer('instances', 5, 'Timing rounds per entry, a fresh interpreter each (the '
+                     'fastest run of all is kept).')
 flags.DEFINE_bool('xnnpack', True, 'Keep the default XNNPACK delegate.')
 flags.DEFINE_enum('statistic', 'min', ['min', 'median'],
                   'What an entry is: the fastest timed run (stable on a shared machine) or the '
