@@ -9,8 +9,8 @@ import pytest
 import latency
 from latency import cost_model as cost_lib
 from latency import enumeration
-from tests.test_latency_keys import all_archs, toy_space
-from tests.test_latency_table import fake_table
+from tests.latency_fixtures import all_archs, toy_space
+from tests.latency_fixtures import fake_table
 from tunas_tf.errors import UserError
 from tunas_tf.models import count_macs
 from tunas_tf.space import Architecture, get_space

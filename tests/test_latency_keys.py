@@ -1,6 +1,5 @@
 """Tests of latency keys and their enumeration (pure Python, no TensorFlow)."""
 
-import itertools
 import random
 
 import pytest
@@ -8,44 +7,13 @@ import pytest
 from latency import enumeration
 from latency import keys as keys_lib
 from latency.lattice import Lattice
+from tests.latency_fixtures import all_archs, toy_space
 from tunas_tf.errors import UserError
-from tunas_tf.space import Architecture, OneOf, SearchSpace, get_space, specs
-from tunas_tf.space import mobile
-from tunas_tf.space.specs import (Block, ConvSpec, DepthwiseBottleneckSpec, GlobalAveragePoolSpec,
-                                  MobileSpaceSpec, ResidualSpec, SeparableConvSpec, ZeroSpec)
+from tunas_tf.space import OneOf, SearchSpace, get_space
+from tunas_tf.space.specs import Block, ConvSpec, MobileSpaceSpec, ZeroSpec
 
 MOBILE_SPACES = ('proxylessnas', 'proxylessnas_enlarged', 'mobilenet_v3_like', 'mobilenet_v2',
                  'mnasnet_b1', 'mobilenet_v3_large')
-
-
-def toy_space() -> SearchSpace:
-  """Small enough to enumerate every architecture; has every kind of decision.
-
-  Searched filters (so a layer's input width is the previous block's choice), a skippable
-  separable conv, expansion / kernel / SE choices, a skippable residual bottleneck and h-swish.
-  """
-  bneck = lambda strides: DepthwiseBottleneckSpec(
-      mobile.expansion_oneof((1, 2)), mobile.kernel_oneof((3, 5)), strides, specs.HSWISH,
-      mobile.se_oneof())
-  blocks = (
-      Block((ConvSpec(3, strides=2, activation=specs.RELU),
-             ResidualSpec(mobile.skippable(SeparableConvSpec(mobile.kernel_oneof((3, 5)))))),
-            mobile.filters_oneof((8, 16))),
-      Block((bneck(2), ResidualSpec(mobile.skippable(bneck(1)))), mobile.filters_oneof((16, 24))),
-      Block((ConvSpec(1, activation=specs.RELU), GlobalAveragePoolSpec()),
-            mobile.filters_oneof((32, 48))),
-  )
-  return SearchSpace('toy', MobileSpaceSpec(blocks, 8), 'mobile')
-
-
-def all_archs(space: SearchSpace):
-  """Every distinct (canonical) architecture of a small space."""
-  seen = set()
-  for indices in itertools.product(*[range(d.num_choices) for d in space.decisions]):
-    arch = space.canonical(Architecture(space.name, indices))
-    if arch.indices not in seen:
-      seen.add(arch.indices)
-      yield arch
 
 
 @pytest.mark.parametrize('name', MOBILE_SPACES)

@@ -11,7 +11,7 @@ import pytest
 from latency import calibration, convert, enumeration, profiler
 from latency import keys as keys_lib
 from latency.table import LatencyTable
-from tests.test_latency_table import fake_table
+from tests.latency_fixtures import fake_table
 from tunas_tf.errors import UserError
 from tunas_tf.export import convert_to_tflite, make_interpreter
 

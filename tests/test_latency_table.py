@@ -3,36 +3,12 @@
 import json
 import os
 
-import numpy as np
 import pytest
 
 import latency
-from latency import enumeration
 from latency.table import SCHEMA_VERSION, Entry, LatencyTable
+from tests.latency_fixtures import fake_table, make_header
 from tunas_tf.errors import UserError
-
-
-def make_header(space_name: str, image_size: int, granularity: str = 'op',
-                num_classes: int = 1000, **extra) -> dict:
-  header = {
-      'search_space': space_name, 'image_size': image_size, 'num_classes': num_classes,
-      'granularity': granularity, 'dtype': 'float32', 'threads': 1, 'device': 'test',
-      'runtime': 'litert-python', 'xnnpack': True, 'cpu_model': 'test cpu',
-      'libraries': {'tensorflow': 'x'},
-      'protocol': {'warmup': 1, 'min_runs': 1, 'min_seconds': 0.0, 'statistic': 'median'},
-  }
-  header.update(extra)
-  return header
-
-
-def fake_table(space, image_size: int, granularity: str = 'op', seed: int = 0,
-               num_classes: int = 1000) -> LatencyTable:
-  """A complete table with random positive entries (for cost-model arithmetic)."""
-  rng = np.random.default_rng(seed)
-  units = enumeration.enumerate_units(space, image_size, granularity, num_classes=num_classes)
-  entries = {u.key: Entry(float(rng.uniform(0.01, 1.0)), None, None, 1) for u in units}
-  name = space if isinstance(space, str) else space.name
-  return LatencyTable(make_header(name, image_size, granularity, num_classes), entries)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 import latency
 from latency import validation
-from tests.test_latency_table import fake_table
+from tests.latency_fixtures import fake_table
 from tunas_tf.errors import UserError
 from tunas_tf.space import get_space, parse_architecture
 
