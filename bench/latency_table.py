@@ -54,7 +54,7 @@ def _row(granularity: str, output_dir: str) -> None:
   if not FLAGS.full:
     return
   fit = calibration.calibrate_table(path, FLAGS.calibrate_archs, config=config)
-  print(f'  calibration on {fit.num_archs} archs: measured = {fit.a:.3f} * sum + {fit.b:.3f} ms')
+  print(f'  calibration on {fit.num_archs} archs: {fit.formula()}')
   summary = validation.validate_table(path, FLAGS.search_space, FLAGS.image_size,
                                       FLAGS.validate_archs, FLAGS.seed,
                                       os.path.join(output_dir, f'validation_{granularity}'),

@@ -1,4 +1,4 @@
-"""End-to-end measurements of whole architectures, and the calibration measured ≈ a·Σ + b.
+"""End-to-end measurements of whole architectures, and the calibration a·Σ + c·Σ² + b.
 
 A sum of isolated unit latencies is biased (on the x86 host Σ/measured was 0.84-0.92, mostly a
 common scale: docs/anchors/latency.md §4.6), so the table cost model is calibrated on K whole
@@ -207,12 +207,11 @@ def calibrate_table(path: str, num_archs: int, seed: int = 1,
                     'the measurements are noisy (a busy machine?) or Σ does not track them; '
                     'check the drift in the header and validate the table before using it',
                     fit.num_archs, 100 * fit.mape)
-  data.update({'a': fit.a, 'b': fit.b, 'num_archs': fit.num_archs, 'fit_rmse_ms': fit.rmse_ms,
+  data.update({'a': fit.a, 'b': fit.b, 'c': fit.c, 'num_archs': fit.num_archs, 'fit_rmse_ms': fit.rmse_ms,
                'fit_mape': fit.mape, 'seed': seed,
                'mean_sum_over_measured': float(np.mean(sums / np.asarray(
                    [a['measured_ms'] for a in stored])))})
   table.write(path)
-  logging.info('Calibrated %s on %d architectures: measured = %.4f * sum + %.4f ms (fit RMSE '
-               '%.3f ms, MAPE %.1f%%)', path, fit.num_archs, fit.a, fit.b, fit.rmse_ms,
-               100 * fit.mape)
+  logging.info('Calibrated %s on %d architectures: %s (fit RMSE %.3f ms, MAPE %.1f%%)', path,
+               fit.num_archs, fit.formula(), fit.rmse_ms, 100 * fit.mape)
   return fit

@@ -5,8 +5,12 @@ state, local choice) gets one precomputed cost, so `predict_many` is a few numpy
 layer (vectorized over architectures) and `latency_range_ms` is an exact dynamic programme over
 the states (the cost of a layer depends only on its input state and its own choices).
 
-The table model predicts `a * Σ entries + b`; (a, b) are fitted by least squares on end-to-end
-measurements stored in the table (`latency.calibration`), and are (1, 0) without them.
+The table model predicts `a * Σ + c * Σ² + b` (Σ: the sum of the architecture's table entries);
+(a, b, c) are fitted by least squares on end-to-end measurements stored in the table
+(`latency.calibration`), and are (1, 0, 0) without them. The Σ² term (c >= 0, kept only when it
+predicts left-out calibration architectures better) follows whole models that run slower than
+their units' sum the larger they are: at 32 px measured/Σ rose from 0.94 (Σ 0.1 ms) to 1.04
+(Σ 1.5 ms) and 1.24 (Σ 2.9 ms), which a straight line missed by up to 20 % at the ends.
 """
 
 import dataclasses
@@ -43,7 +47,7 @@ class CostModel(Protocol):
 
 
 class LatticeCostModel:
-  """`scale * Σ step costs + final cost + bias` over a `Lattice`.
+  """`scale * Σ + curve * Σ² + bias`, Σ = Σ step costs + final cost, over a `Lattice`.
 
   Args:
     lattice: the layer chain of (space, image size).
@@ -51,16 +55,20 @@ class LatticeCostModel:
     final_costs: [final states] array (the classifier).
     scale: multiplies the sum (a).
     bias_ms: added after scaling (b).
+    curve: multiplies the squared sum (c >= 0, so that the prediction grows with Σ and the
+      exact range is that of Σ).
   """
 
   def __init__(self, lattice: Lattice, layer_costs: Sequence[np.ndarray],
-               final_costs: np.ndarray, scale: float = 1.0, bias_ms: float = 0.0):
+               final_costs: np.ndarray, scale: float = 1.0, bias_ms: float = 0.0,
+               curve: float = 0.0):
     self.lattice = lattice
     self.space = lattice.space
     self.space_name = lattice.space.name
     self.image_size = lattice.image_size
     self.scale = float(scale)
     self.bias_ms = float(bias_ms)
+    self.curve = float(curve)
     self._layer_costs = [np.asarray(c, dtype=np.float64) for c in layer_costs]
     self._final_costs = np.asarray(final_costs, dtype=np.float64)
     if len(self._layer_costs) != len(lattice.layer_steps):
@@ -80,7 +88,12 @@ class LatticeCostModel:
 
   def predict_many(self, indices_2d: Any) -> np.ndarray:
     """Predicted milliseconds of each architecture (rows of indices) as float64 [n]."""
-    return self.scale * self.raw_many(indices_2d) + self.bias_ms
+    return self.calibrated(self.raw_many(indices_2d))
+
+  def calibrated(self, sums: Any) -> np.ndarray:
+    """`scale * sums + curve * sums² + bias` (milliseconds from raw sums)."""
+    sums = np.asarray(sums, dtype=np.float64)
+    return self.scale * sums + self.curve * sums ** 2 + self.bias_ms
 
   def predict_ms(self, indices: Any) -> float:
     """Predicted milliseconds of one architecture (indices or an `Architecture`)."""
@@ -104,8 +117,11 @@ class LatticeCostModel:
     return float(np.min(lo + self._final_costs)), float(np.max(hi + self._final_costs))
 
   def latency_range_ms(self) -> Tuple[float, float]:
-    """Exact (min, max) predicted latency over every architecture of the space."""
-    lo, hi = (self.scale * v + self.bias_ms for v in self.raw_range())
+    """Exact (min, max) predicted latency over every architecture of the space.
+
+    Exact because the calibration is monotone in Σ over Σ >= 0 (a curve only with a, c > 0).
+    """
+    lo, hi = (float(v) for v in self.calibrated(self.raw_range()))
     return (lo, hi) if lo <= hi else (hi, lo)
 
 
@@ -139,22 +155,75 @@ def macs_cost_model(space_name: Any, image_size: int, ms_per_mmac: float = DEFAU
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
-  """measured ≈ a * Σ + b, fitted on `num_archs` end-to-end measurements."""
+  """measured ≈ a * Σ + c * Σ² + b, fitted on `num_archs` end-to-end measurements."""
   a: float
   b: float
   num_archs: int
   rmse_ms: float
   mape: float
+  c: float = 0.0
+
+  def predict(self, sums: Any) -> np.ndarray:
+    sums = np.asarray(sums, dtype=np.float64)
+    return self.a * sums + self.c * sums ** 2 + self.b
+
+  def formula(self) -> str:
+    """'measured = 1.0400 * sum + 0.0120 * sum^2 - 0.0150 ms' (the Σ² term only when c > 0)."""
+    curve = f' + {self.c:.4f} * sum^2' if self.c else ''
+    return f'measured = {self.a:.4f} * sum{curve} {"-" if self.b < 0 else "+"} {abs(self.b):.4f} ms'
+
+
+_MIN_ARCHS_FOR_CURVE = 8  # Fewer architectures: a straight line only.
+
+
+def _relative_lstsq(columns: Sequence[np.ndarray], y: np.ndarray) -> np.ndarray:
+  """argmin_w Σ((Σ_k w_k columns_k − y) / y)²."""
+  design = np.stack([c / y for c in columns], axis=1)
+  return np.linalg.lstsq(design, np.ones_like(y), rcond=None)[0]
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> Tuple[float, float, float]:
+  """(a, b, 0) of the relative least-squares line; a pure scale when a line is not meaningful."""
+  scale_only = float(np.sum(x / y) / np.sum((x / y) ** 2))  # argmin Σ((a·x − y) / y)².
+  if x.size < 3 or np.std(x) <= 1e-6 * np.mean(x):
+    return scale_only, 0.0, 0.0
+  a, b = _relative_lstsq([x, np.ones_like(x)], y)
+  if a <= 0:
+    logging.warning('Calibration slope %.3g <= 0 (sums do not track measurements); falling '
+                    'back to a pure scale', a)
+    return scale_only, 0.0, 0.0
+  return float(a), float(b), 0.0
+
+
+def _curve(x: np.ndarray, y: np.ndarray) -> Optional[Tuple[float, float, float]]:
+  """(a, b, c) of the relative least-squares parabola, or None unless a > 0 and c > 0."""
+  a, c, b = _relative_lstsq([x, x ** 2, np.ones_like(x)], y)
+  return (float(a), float(b), float(c)) if a > 0 and c > 0 else None
+
+
+def _leave_one_out_mape(fit, x: np.ndarray, y: np.ndarray) -> float:
+  """Mean relative error of `fit` (a, b, c or None) on each point left out of its own fit."""
+  errors = []
+  for i in range(x.size):
+    keep = np.arange(x.size) != i
+    coefficients = fit(x[keep], y[keep])
+    if coefficients is None:
+      return np.inf
+    a, b, c = coefficients
+    errors.append(abs(a * x[i] + c * x[i] ** 2 + b - y[i]) / y[i])
+  return float(np.mean(errors))
 
 
 def fit_calibration(sums: Sequence[float], measured: Sequence[float]) -> Calibration:
-  """Least-squares fit of measured ≈ a * sums + b, in relative terms.
+  """Least-squares fit of measured ≈ a * sums + b (+ c * sums²), in relative terms.
 
   The residuals are divided by the measurement (weighted least squares), so the fit minimises
   relative errors, what ±5 % / ±10 % accuracy and MAPE judge, instead of letting the slowest
   architectures dominate. With fewer than 3 architectures (or a degenerate spread of sums) only
   the scale is fitted (b = 0): two points fit any line exactly, which says nothing about new
-  architectures.
+  architectures. From 8 architectures on, the parabola (a, c > 0, so monotone for sums >= 0)
+  replaces the line when it predicts each architecture left out of the fit better on average
+  (leave-one-out MAPE), so a curve is kept only where the measurements bend.
   """
   x = np.asarray(sums, dtype=np.float64)
   y = np.asarray(measured, dtype=np.float64)
@@ -163,19 +232,13 @@ def fit_calibration(sums: Sequence[float], measured: Sequence[float]) -> Calibra
                     f'{x.size} and {y.size}')
   if np.any(x <= 0) or np.any(y <= 0):
     raise UserError('Calibration sums and measurements must be positive')
-  scale_only = float(np.sum(x / y) / np.sum((x / y) ** 2))  # argmin Σ((a·x − y) / y)².
-  if x.size >= 3 and np.std(x) > 1e-6 * np.mean(x):
-    design = np.stack([x / y, 1.0 / y], axis=1)
-    a, b = np.linalg.lstsq(design, np.ones_like(y), rcond=None)[0]
-  else:
-    a, b = scale_only, 0.0
-  if a <= 0:
-    logging.warning('Calibration slope %.3g <= 0 (sums do not track measurements); falling '
-                    'back to a pure scale', a)
-    a, b = scale_only, 0.0
-  pred = a * x + b
-  return Calibration(float(a), float(b), int(x.size), float(np.sqrt(np.mean((pred - y) ** 2))),
-                     float(np.mean(np.abs(pred - y) / y)))
+  a, b, c = _line(x, y)
+  if x.size >= _MIN_ARCHS_FOR_CURVE and _curve(x, y) is not None:
+    if _leave_one_out_mape(_curve, x, y) < _leave_one_out_mape(_line, x, y):
+      a, b, c = _curve(x, y)
+  pred = a * x + c * x ** 2 + b
+  return Calibration(a, b, int(x.size), float(np.sqrt(np.mean((pred - y) ** 2))),
+                     float(np.mean(np.abs(pred - y) / y)), c)
 
 
 def table_cost_model(table: LatencyTable, space: Any, image_size: int, path: str = '',
@@ -205,10 +268,10 @@ def table_cost_model(table: LatencyTable, space: Any, image_size: int, path: str
     fit = calibration_of(table, model)
     if fit is None:
       logging.warning('Latency table %s has no calibration: predictions are raw sums of '
-                      'entries (build with --calibrate_archs=K to fit measured ≈ a·Σ + b)',
+                      'entries (build with --calibrate_archs=K to fit a·Σ + c·Σ² + b)',
                       path or '(in memory)')
     else:
-      model.scale, model.bias_ms = fit.a, fit.b
+      model.scale, model.bias_ms, model.curve = fit.a, fit.b, fit.c
   return model
 
 

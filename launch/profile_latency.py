@@ -1,7 +1,7 @@
 r"""Builds, calibrates, validates and imports latency tables.
 
 Build or complete a table on this machine (a rerun measures only the missing keys), then fit
-measured ≈ a·Σ + b on K architectures:
+measured ≈ a·Σ + c·Σ² + b on K architectures:
   python -m launch.profile_latency --search_space=proxylessnas --image_size=224 \
       --output=tables/proxylessnas_224.json [--threads=1 --dtype=float32 --calibrate_archs=30]
 
@@ -47,7 +47,8 @@ flags.DEFINE_list('cpus', [], 'CPUs to pin the timing process to, e.g. 1 (defaul
 flags.DEFINE_integer('workers', 0, 'Conversion processes (0: one per CPU, 1: in process).')
 flags.DEFINE_integer('flush_every', 50, 'Write the table after this many new entries.')
 flags.DEFINE_integer('max_new_entries', None, 'Stop after this many new entries.')
-flags.DEFINE_integer('calibrate_archs', 0, 'Fit a·Σ + b on this many measured architectures.')
+flags.DEFINE_integer('calibrate_archs', 0,
+                     'Fit a·Σ + c·Σ² + b on this many measured architectures.')
 flags.DEFINE_integer('calibration_seed', 1, 'Seed of the calibration architectures.')
 flags.DEFINE_bool('validate', False, 'Validate --table on --num_archs held-out architectures.')
 flags.DEFINE_string('table', None, 'Table to validate.')
@@ -93,7 +94,7 @@ def _build() -> None:
   if FLAGS.calibrate_archs and report.complete:
     fit = calibration.calibrate_table(FLAGS.output, FLAGS.calibrate_archs,
                                       FLAGS.calibration_seed, config)
-    print(f'calibration: measured = {fit.a:.4f} * sum + {fit.b:.4f} ms on {fit.num_archs} '
+    print(f'calibration: {fit.formula()} on {fit.num_archs} '
           f'architectures (fit RMSE {fit.rmse_ms:.3f} ms, MAPE {100 * fit.mape:.1f}%)')
   elif FLAGS.calibrate_archs:
     print('calibration skipped: the table is incomplete (rerun to finish it)')

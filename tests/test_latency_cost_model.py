@@ -88,12 +88,13 @@ def test_bad_indices():
     model.predict_ms(Architecture('mobilenet_v2', (0,) * n))
 
 
+@pytest.mark.parametrize('curve', [0.0, 0.3])
 @pytest.mark.parametrize('granularity', ['op', 'block'])
-def test_range_is_brute_force_min_max(granularity):
+def test_range_is_brute_force_min_max(granularity, curve):
   space = toy_space()
   table = fake_table(space, 32, granularity, seed=3)
   model = cost_lib.table_cost_model(table, space, 32, calibrate=False)
-  model.scale, model.bias_ms = 1.7, 0.25
+  model.scale, model.bias_ms, model.curve = 1.7, 0.25, curve
   archs = list(all_archs(space))
   values = model.predict_many([a.indices for a in archs])
   lo, hi = model.latency_range_ms()
@@ -142,6 +143,47 @@ def test_calibration_fit_recovers_a_line():
     latency.fit_calibration([], [])
   with pytest.raises(UserError):
     latency.fit_calibration([1.0, -2.0, 3.0], [1.0, 2.0, 3.0])
+
+
+def test_calibration_follows_a_bend_with_a_monotone_curve():
+  rng = np.random.default_rng(1)
+  sums = rng.uniform(0.1, 3.0, 40)
+  bent = (0.9 * sums + 0.1 * sums ** 2 + 0.02) * rng.uniform(0.99, 1.01, 40)
+  fit = latency.fit_calibration(sums, bent)
+  assert fit.c == pytest.approx(0.1, rel=0.2) and fit.a == pytest.approx(0.9, rel=0.05)
+  assert fit.mape < 0.01
+  np.testing.assert_allclose(fit.predict(sums), fit.a * sums + fit.c * sums ** 2 + fit.b)
+  assert '* sum^2' in fit.formula()
+  # The straight line misses the same points by more.
+  line = np.polyfit(sums, bent, 1)
+  assert np.mean(np.abs(np.polyval(line, sums) / bent - 1)) > 2 * fit.mape
+  # Too few architectures for a curve, or a bend the wrong way (c < 0 would fall at large Σ):
+  # a line.
+  assert latency.fit_calibration(sums[:7], bent[:7]).c == 0.0
+  concave = 2.0 * sums - 0.2 * sums ** 2 + 1.0
+  fit = latency.fit_calibration(sums, concave)
+  assert fit.c == 0.0 and fit.a > 0 and '^2' not in fit.formula()
+
+
+def test_stored_curved_calibration_is_applied_and_ranged(tmp_path):
+  space = get_space('proxylessnas')
+  table = fake_table('proxylessnas', 32, 'block', seed=2)
+  raw = cost_lib.table_cost_model(table, space, 32, calibrate=False)
+  archs = [space.sample(random.Random(i)) for i in range(12)]
+  sums = raw.predict_many([a.indices for a in archs])
+  table.calibration = {'archs': [{'arch': space.to_string(a), 'indices': list(a.indices),
+                                  'measured_ms': float(2.0 * s + 0.05 * s ** 2 + 0.5)}
+                                 for a, s in zip(archs, sums)]}
+  path = str(tmp_path / 't.json')
+  table.write(path)
+  model = latency.load_cost_model(path, 'proxylessnas', 32)
+  assert model.curve == pytest.approx(0.05, rel=1e-6) and model.scale == pytest.approx(2.0)
+  arch = space.sample(random.Random(99))
+  s = raw.predict_ms(arch)
+  assert model.predict_ms(arch) == pytest.approx(2.0 * s + 0.05 * s ** 2 + 0.5)
+  raw_lo, raw_hi = raw.latency_range_ms()
+  assert model.latency_range_ms() == pytest.approx(
+      tuple(2 * v + 0.05 * v ** 2 + 0.5 for v in (raw_lo, raw_hi)))
 
 
 def test_stored_calibration_is_applied(tmp_path):
