@@ -20,7 +20,7 @@ the host was busy and 1.6-ms models ran 10-20 % slower; a 1-ms probe read 0.94 m
 import dataclasses
 import random
 import time
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from absl import logging
@@ -85,11 +85,14 @@ class QuietGuard:
     best_ms: the fastest probe so far; start it at the probe of the table's build
       (`probe_best_of`) to time architectures only when the host is as quiet as when the
       table was built (timing pinned alike).
+    floor_ms: the fastest probe this guard has seen (not raised when it adopts a slower speed):
+      `clean` judges against it.
     last_ms, waited_s, repeated_rounds, busy_rounds: what the guard saw and did.
   """
   tolerance: float = 0.1
   max_wait_s: float = 30.0
   best_ms: float = float('inf')
+  floor_ms: float = float('inf')
   last_ms: float = float('inf')
   waited_s: float = 0.0
   repeated_rounds: int = 0
@@ -99,7 +102,13 @@ class QuietGuard:
     """Probes the host once; whether the probe ran within `tolerance` of its fastest."""
     self.last_ms = probe_ms()
     self.best_ms = min(self.best_ms, self.last_ms)
+    self.floor_ms = min(self.floor_ms, self.last_ms)
     return self.last_ms <= self.best_ms * (1.0 + self.tolerance)
+
+  def clean(self) -> bool:
+    """Whether the last probe ran within `tolerance` of the fastest this guard has seen (a
+    round can pass `quiet` at an adopted, busy speed and still not be clean)."""
+    return self.last_ms <= self.floor_ms * (1.0 + self.tolerance)
 
   def wait(self) -> None:
     """Returns once the probe runs at its usual speed (or after `max_wait_s`)."""
@@ -131,8 +140,8 @@ def _round(contents: Sequence[bytes], config, seed: int, rng: random.Random) -> 
   return runs
 
 
-def time_models(contents: Sequence[bytes], config, seed: int = 0,
-                guard: QuietGuard = None) -> List[Entry]:
+def time_models_checked(contents: Sequence[bytes], config, seed: int = 0,
+                        guard: QuietGuard = None) -> Tuple[List[Entry], bool]:
   """Times .tflite models with the protocol of `config` (see the module docstring).
 
   Args:
@@ -141,10 +150,16 @@ def time_models(contents: Sequence[bytes], config, seed: int = 0,
     seed: seed of the inputs and of the order within rounds.
     guard: when given, every round waits for a quiet host and is repeated (up to 3 times) when
       the host turned busy during it.
+
+  Returns:
+    One entry per model, and whether some round ended with the host clean (`QuietGuard.clean`;
+    always True without a guard). False: every round ran at a busy speed the guard adopted
+    after waiting in vain, so the entries are likely slow.
   """
   runs: List[List[np.ndarray]] = [[] for _ in contents]
   rng = random.Random(seed)
   quiet = guard is None  # A quiet check after a round also clears the next one to start.
+  clean = guard is None
   for round_index in range(config.instances):
     for attempt in range(_ROUND_ATTEMPTS):
       if not quiet:
@@ -154,9 +169,21 @@ def time_models(contents: Sequence[bytes], config, seed: int = 0,
       if quiet or attempt == _ROUND_ATTEMPTS - 1:
         break
       guard.repeated_rounds += 1
+    clean = clean or guard.clean()
     for i, r in enumerate(result):
       runs[i].append(r)
-  return [summarize(r) for r in runs]
+  return [summarize(r) for r in runs], clean
+
+
+def time_models(contents: Sequence[bytes], config, seed: int = 0,
+                guard: QuietGuard = None) -> List[Entry]:
+  """The entries of `time_models_checked`."""
+  return time_models_checked(contents, config, seed, guard)[0]
+
+
+def faster(old: Entry, new: Entry, statistic: str) -> Entry:
+  """The entry with the lower latency under `statistic`."""
+  return new if new.value(statistic) < old.value(statistic) else old
 
 
 def time_model(content: bytes, config, seed: int = 0, guard: QuietGuard = None) -> Entry:

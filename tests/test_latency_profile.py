@@ -8,9 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from latency import calibration, convert, enumeration, profiler
+from latency import calibration, convert, enumeration, profiler, timing
 from latency import keys as keys_lib
-from latency.table import LatencyTable
+from latency.table import Entry, LatencyTable
 from tests.latency_fixtures import fake_table
 from tunas_tf.errors import UserError
 from tunas_tf.export import convert_to_tflite, make_interpreter
@@ -271,6 +271,27 @@ def test_quiet_guard_gives_up_on_a_lasting_slowdown_and_adopts_it():
   guard = profiler.QuietGuard(max_wait_s=0.1, best_ms=1e-9)  # Built on a far faster host.
   guard.wait()
   assert guard.busy_rounds == 1 and guard.best_ms == guard.last_ms > 1e-9
+
+
+def test_clean_judges_against_the_fastest_probe_not_an_adopted_speed():
+  guard = profiler.QuietGuard()
+  guard.quiet()
+  assert guard.clean() and guard.floor_ms == guard.last_ms
+  guard.best_ms = guard.floor_ms = guard.last_ms / 2  # As if adopted after a faster start...
+  guard.best_ms = guard.last_ms  # ...then a slower speed adopted: quiet, but not clean.
+  assert guard.last_ms <= guard.best_ms * 1.1 and not guard.clean()
+
+
+def test_build_retimes_units_timed_only_while_the_host_was_busy(tmp_path, units, monkeypatch):
+  # The host cannot be made busy on demand: every round is reported as run at a busy speed.
+  monkeypatch.setattr(timing.QuietGuard, 'clean', lambda self: False)
+  path = str(tmp_path / 'table.json')
+  profiler.build_table(_config(instances=1), path, units=units[:3])
+  table = LatencyTable.read(path)
+  assert table.header['quiet_guard']['retimed'] == 3
+  assert all(table.entries[u.key].min_ms > 0 for u in units[:3])
+  old, new = Entry(1.0, 0.9, 1.1, 3, min_ms=0.8), Entry(1.2, 1.0, 1.3, 3, min_ms=0.7)
+  assert timing.faster(old, new, 'min') is new and timing.faster(old, new, 'median') is old
 
 
 def test_probe_best_of_reads_the_build_guard(tmp_path, units):
