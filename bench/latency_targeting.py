@@ -12,8 +12,9 @@ search. For each seed, one
 TuNAS search (`tunas.search`, abs reward) on the dataset with the table cost model and T0 in
 the middle of the space's reachable range under that model (`latency_range_ms()`, unless
 --target_latency_ms is given). Then the final (most likely) architecture is exported to
-float32 TFLite, untrained, and timed with LiteRT by the table's own protocol (fastest run of 5
-guarded rounds, `latency.timing`, pinned like the table). Prints one row per seed:
+float32 TFLite, untrained. Once every seed is done, all exports are timed side by side with
+LiteRT by the table's own protocol (fastest run of 5 guarded rounds, `latency.timing`, pinned
+like the table), so one busy spell cannot judge one seed alone. Prints one row per seed:
 
 * predicted: the cost model's latency of the final architecture vs T0 (target within +-3%);
 * measured: its LiteRT latency on this host vs T0 (target within +-10%; this also judges the
@@ -29,24 +30,25 @@ beta: in 500 steps at batch 16 the shared weights stay near chance on CIFAR-10 (
 accuracy 0.08-0.13 throughout), so the reward's accuracy term is noise of sd ~0.04 on a
 64-image batch. With TuNAS's -0.1 the latency term near T0 (0.1 x 3% = 0.003) is an order of
 magnitude below it: predicted vs T0 came out -0.4, -5.3, +4.5, -9.6, +9.2% (1/5 within 3%).
--0.5 gave +4.0, -3.6, -0.1, +2.1, +4.3% (2/5); -1.0 (the default here) gave, in two runs
-with freshly built tables (2026-12-07, shared host, timing pinned to CPU 0):
+-0.5 gave +4.0, -3.6, -0.1, +2.1, +4.3% (2/5); -1.0 (the default here) gave, in runs with
+freshly built tables (2026-12-07, shared host, timing pinned to CPU 0):
 
   run  T0        predicted vs T0 (within 3%)         measured vs T0 (within 10%)
   v3   1.624 ms  -2.3 -1.1 -0.8 +0.9 +1.4 % (5/5)    +0.3 +4.4 +2.6 +18.6 +0.1 % (4/5)
   v4   1.563 ms  +1.8 +3.3 -0.3 -1.8 -0.3 % (4/5)    +10.4 +7.6 +15.7 +1.8 +7.6 % (3/5)
+  v5   1.832 ms  +0.8 -1.1 +0.5 +2.4 +1.1 % (5/5)    -1.2 -5.2 +0.2 +2.8 -3.0 % (5/5)
 
-(v3's table guarded its rounds with the stem unit, v4's with the numpy probe: calibration fit
-errors 3.1 % and 0.9 %.) The sampled architectures' mean over the last 50 steps was within
-1.1 % of T0 in every v4 seed; the final entropy, 3.6-7.1 nats (35.7 at the start), leaves the
-most likely architecture up to 3.3 % off. Measured ran 2-16 % above predicted: T0 lay above
-every calibration architecture (the largest measured 1.45 ms), so the line is extrapolated
-there. Calibration now also draws architectures pushed to both ends of the range
-(`calibration._pushed_sample`); refitted with 10 of them (Σ up to 2.9 ms), v4's table moved
-these predictions by only +0.4 %: the 32-px line bends upward at the top (the three of them
-with Σ 1.9-2.9 ms measured 8-11 % above it), which a linear a·Σ + b cannot follow. A
-re-timing of v3's exports minutes later read +9.3 +8.0 +16.1 +15.2 +1.7 %: single measurements
-of a 1.6-ms model still move by up to 10 % on this host.
+v3 and v4 calibrated a line a·Σ + b on architectures that all lay below T0 (the largest
+measured 1.45 ms), so it was extrapolated there, and the 32-px latency bends upward at the top
+(measured/Σ rises from 0.94 at Σ 0.1 ms to 1.2 at Σ 2-3 ms): measured ran 2-16 % above
+predicted. v5's table drew calibration architectures pushed to both ends of the range
+(`calibration._pushed_sample`) and fitted the curve a·Σ + c·Σ² + b (0.9540·Σ + 0.0789·Σ² −
+0.0034 ms on 30 architectures, fit MAPE 2.2 %), and its exports were timed side by side at
+the end instead of one per search. The sampled architectures' mean over the last 50 steps
+was within 1.1 % of T0 in every v4 seed; the final entropy (2.8-6.9 nats in v5, 35.7 at the
+start) leaves the most likely architecture up to 2.4 % off. Single measurements of a 1.6-ms
+model still move by up to 10 % on this host (a re-timing of v3's exports minutes later read
++9.3 +8.0 +16.1 +15.2 +1.7 %).
 """
 
 import json
@@ -108,7 +110,7 @@ def _table_path(num_classes):
   report = profiler.build_table(config, path)
   fit = calibration.calibrate_table(path, FLAGS.calibrate_archs, config=config)
   print(f'table {path}: {report.needed} entries ({report.measured} measured now), calibrated '
-        f'measured = {fit.a:.4f} * sum + {fit.b:.4f} ms on {fit.num_archs} architectures (fit '
+        f'{fit.formula()} on {fit.num_archs} architectures (fit '
         f'MAPE {100 * fit.mape:.1f}%), {time.time() - start:.0f} s', flush=True)
   return path
 
@@ -159,34 +161,43 @@ def _measure(run_dir, num_classes, table_path):
   return from_arch.export_architecture(config, os.path.join(run_dir, 'export'))
 
 
-def _time_like_table(tflite_path, header):
-  """Times the export with the table's own protocol (rounds, runs, statistic, pinning, guard)."""
+def _time_like_table(tflite_paths, header):
+  """Times the exports side by side with the table's own protocol (rounds over all of them in
+  a new random order each, runs, statistic, pinning, guard), as the table's calibration."""
   from latency import calibration, profiler, timing  # pylint: disable=g-import-not-at-top
   config = calibration.config_from_header(header, cpus=tuple(header.get('affinity') or ()))
-  with open(tflite_path, 'rb') as f:
-    content = f.read()
+  contents = []
+  for path in tflite_paths:
+    with open(path, 'rb') as f:
+      contents.append(f.read())
   guard = timing.QuietGuard(best_ms=timing.probe_best_of(header))
   with profiler.pinned(config.cpus):
-    entry = timing.time_model(content, config, guard=guard)
-  return entry.value(config.statistic), entry.median_ms, config.statistic
+    entries = timing.time_models(contents, config, guard=guard)
+  return entries, config.statistic
 
 
-def _row(seed, target_ms, num_classes, table_path, header):
+def _row(seed, target_ms, num_classes, table_path):
+  """Search and export of one seed (timed later, with the other seeds' exports)."""
   start = time.time()
   summary, run_dir, sampled = _search(seed, target_ms, table_path)
   search_s = time.time() - start
   export = _measure(run_dir, num_classes, table_path)
-  measured, measured_median, statistic = _time_like_table(export['tflite_path'], header)
   predicted = summary['predicted_latency_ms']
   return {'seed': seed, 'arch': summary['arch'], 'predicted_ms': predicted,
-          'predicted_error': predicted / target_ms - 1.0, 'measured_ms': measured,
-          'measured_error': measured / target_ms - 1.0,
-          'measured_statistic': statistic,
-          'measured_median_ms': measured_median, 'export_latency_ms': export['latency_ms'],
-          'measured_p10_ms': export['latency_p10_ms'], 'measured_p90_ms': export['latency_p90_ms'],
+          'predicted_error': predicted / target_ms - 1.0, 'tflite_path': export['tflite_path'],
+          'export_latency_ms': export['latency_ms'],
           'sampled_tail_mean_ms': statistics.fmean(sampled) if sampled else None,
           'final_entropy': summary['final_entropy'], 'search_s': search_s,
           'total_s': time.time() - start}
+
+
+def _add_measurements(rows, target_ms, header):
+  entries, statistic = _time_like_table([r['tflite_path'] for r in rows], header)
+  for row, entry in zip(rows, entries):
+    measured = entry.value(statistic)
+    row.update({'measured_ms': measured, 'measured_error': measured / target_ms - 1.0,
+                'measured_statistic': statistic, 'measured_median_ms': entry.median_ms,
+                'measured_p10_ms': entry.p10_ms, 'measured_p90_ms': entry.p90_ms})
 
 
 def _print_table(target_ms, latency_range, rows, table_path):
@@ -218,9 +229,11 @@ def main(unused_argv):
   target_ms, latency_range = _target_ms(cost_model)
   rows = []
   for seed in (int(s) for s in FLAGS.seeds):
-    rows.append(_row(seed, target_ms, num_classes, table_path, table.header))
-    print(f'seed {seed}: predicted {rows[-1]["predicted_ms"]:.4f} ms, measured '
-          f'{rows[-1]["measured_ms"]:.4f} ms (T0 {target_ms:.4f} ms)', flush=True)
+    rows.append(_row(seed, target_ms, num_classes, table_path))
+    print(f'seed {seed}: predicted {rows[-1]["predicted_ms"]:.4f} ms (T0 {target_ms:.4f} ms)',
+          flush=True)
+  print(f'timing the {len(rows)} exports side by side...', flush=True)
+  _add_measurements(rows, target_ms, table.header)
   _print_table(target_ms, latency_range, rows, table_path)
   os.makedirs(os.path.dirname(FLAGS.output_json) or '.', exist_ok=True)
   with open(FLAGS.output_json, 'w') as f:
@@ -229,7 +242,7 @@ def main(unused_argv):
         'batch_size', 'valid_batch_multiplier', 'cost_exponent', 'rl_learning_rate',
         'num_threads')},
                'table': table_path, 'calibration': table.calibration and {
-                   k: table.calibration[k] for k in ('a', 'b', 'num_archs', 'fit_mape')},
+                   k: table.calibration.get(k) for k in ('a', 'b', 'c', 'num_archs', 'fit_mape')},
                'target_latency_ms': target_ms, 'latency_range_ms': list(latency_range),
                'predicted_tolerance': FLAGS.predicted_tolerance,
                'measured_tolerance': FLAGS.measured_tolerance, 'rows': rows}, f, indent=2)
