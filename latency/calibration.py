@@ -207,8 +207,8 @@ def calibrate_table(path: str, num_archs: int, seed: int = 1,
                     'the measurements are noisy (a busy machine?) or Σ does not track them; '
                     'check the drift in the header and validate the table before using it',
                     fit.num_archs, 100 * fit.mape)
-  data.update({'a': fit.a, 'b': fit.b, 'c': fit.c, 'num_archs': fit.num_archs, 'fit_rmse_ms': fit.rmse_ms,
-               'fit_mape': fit.mape, 'seed': seed,
+  data.update({'a': fit.a, 'b': fit.b, 'c': fit.c, 'num_archs': fit.num_archs,
+               'fit_rmse_ms': fit.rmse_ms, 'fit_mape': fit.mape, 'seed': seed,
                'mean_sum_over_measured': float(np.mean(sums / np.asarray(
                    [a['measured_ms'] for a in stored])))})
   table.write(path)
