@@ -323,11 +323,13 @@ def _retime_busy(table: LatencyTable, busy: Sequence[Tuple[keys_lib.Unit, bytes]
     return 0
   logging.info('Re-timing %d entries measured only while the host was busy', len(busy))
   guard = QuietGuard(best_ms=floor_ms)
+  progress = Progress(len(busy), 'Re-timing busy entries')
   for offset in range(0, len(busy), batch_size):
     units, contents = zip(*busy[offset:offset + batch_size])
     entries = time_models(contents, config, config.seed + offset, guard)
     for unit, entry in zip(units, entries):
       table.entries[unit.key] = faster(table.entries[unit.key], entry, config.statistic)
+    progress.update(offset + len(units), force=True)
   return len(busy)
 
 
