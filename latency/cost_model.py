@@ -27,6 +27,12 @@ from tunas_tf.errors import UserError
 from tunas_tf.models import macs as macs_lib
 from tunas_tf.space.architecture import Architecture
 
+
+def _calibrate(sums: Any, a: float, b: float, c: float) -> np.ndarray:
+  """`a * sums + c * sums² + b`: milliseconds from raw sums of table entries."""
+  sums = np.asarray(sums, dtype=np.float64)
+  return a * sums + c * sums ** 2 + b
+
 DEFAULT_MS_PER_MMAC = 0.25  # Pixel-1 ballpark: MobileNetV2 (300 MMACs) ~ 75 ms.
 
 
@@ -92,8 +98,7 @@ class LatticeCostModel:
 
   def calibrated(self, sums: Any) -> np.ndarray:
     """`scale * sums + curve * sums² + bias` (milliseconds from raw sums)."""
-    sums = np.asarray(sums, dtype=np.float64)
-    return self.scale * sums + self.curve * sums ** 2 + self.bias_ms
+    return _calibrate(sums, self.scale, self.bias_ms, self.curve)
 
   def predict_ms(self, indices: Any) -> float:
     """Predicted milliseconds of one architecture (indices or an `Architecture`)."""
@@ -164,8 +169,7 @@ class Calibration:
   c: float = 0.0
 
   def predict(self, sums: Any) -> np.ndarray:
-    sums = np.asarray(sums, dtype=np.float64)
-    return self.a * sums + self.c * sums ** 2 + self.b
+    return _calibrate(sums, self.a, self.b, self.c)
 
   def formula(self) -> str:
     """'measured = 1.0400 * sum + 0.0120 * sum^2 - 0.0150 ms' (the Σ² term only when c > 0)."""
@@ -209,8 +213,7 @@ def _leave_one_out_mape(fit, x: np.ndarray, y: np.ndarray) -> float:
     coefficients = fit(x[keep], y[keep])
     if coefficients is None:
       return np.inf
-    a, b, c = coefficients
-    errors.append(abs(a * x[i] + c * x[i] ** 2 + b - y[i]) / y[i])
+    errors.append(abs(_calibrate(x[i], *coefficients) - y[i]) / y[i])
   return float(np.mean(errors))
 
 
@@ -233,10 +236,10 @@ def fit_calibration(sums: Sequence[float], measured: Sequence[float]) -> Calibra
   if np.any(x <= 0) or np.any(y <= 0):
     raise UserError('Calibration sums and measurements must be positive')
   a, b, c = _line(x, y)
-  if x.size >= _MIN_ARCHS_FOR_CURVE and _curve(x, y) is not None:
-    if _leave_one_out_mape(_curve, x, y) < _leave_one_out_mape(_line, x, y):
-      a, b, c = _curve(x, y)
-  pred = a * x + c * x ** 2 + b
+  curve = _curve(x, y) if x.size >= _MIN_ARCHS_FOR_CURVE else None
+  if curve is not None and _leave_one_out_mape(_curve, x, y) < _leave_one_out_mape(_line, x, y):
+    a, b, c = curve
+  pred = _calibrate(x, a, b, c)
   return Calibration(a, b, int(x.size), float(np.sqrt(np.mean((pred - y) ** 2))),
                      float(np.mean(np.abs(pred - y) / y)), c)
 

@@ -131,7 +131,8 @@ def validate_table(table_path: str, space_name: str, image_size: int, num_archs:
   summary = {
       **metrics(predicted, measured),
       'uncalibrated': metrics(raw, measured),
-      'calibration': {'a': model.scale, 'b': model.bias_ms, 'c': model.curve, 'num_archs': len(calibration_archs)},
+      'calibration': {'a': model.scale, 'b': model.bias_ms, 'c': model.curve,
+                      'num_archs': len(calibration_archs)},
       'table': os.path.abspath(table_path), 'search_space': space_name,
       'image_size': image_size, 'seed': seed, 'granularity': table.header['granularity'],
       'statistic': config.statistic, 'instances': config.instances,

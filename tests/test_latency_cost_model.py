@@ -165,41 +165,24 @@ def test_calibration_follows_a_bend_with_a_monotone_curve():
   assert fit.c == 0.0 and fit.a > 0 and '^2' not in fit.formula()
 
 
-def test_stored_curved_calibration_is_applied_and_ranged(tmp_path):
+@pytest.mark.parametrize('num_archs, curve', [(6, 0.0), (12, 0.05)])
+def test_stored_calibration_is_applied_and_ranged(tmp_path, num_archs, curve):
+  # 6 architectures: a line (too few for a curve); 12 measured on a bend: the curve.
   space = get_space('proxylessnas')
   table = fake_table('proxylessnas', 32, 'block', seed=2)
   raw = cost_lib.table_cost_model(table, space, 32, calibrate=False)
-  archs = [space.sample(random.Random(i)) for i in range(12)]
+  true_ms = lambda s: 2.0 * s + curve * s ** 2 + 0.5
+  archs = [space.sample(random.Random(i)) for i in range(num_archs)]
   sums = raw.predict_many([a.indices for a in archs])
   table.calibration = {'archs': [{'arch': space.to_string(a), 'indices': list(a.indices),
-                                  'measured_ms': float(2.0 * s + 0.05 * s ** 2 + 0.5)}
-                                 for a, s in zip(archs, sums)]}
-  path = str(tmp_path / 't.json')
-  table.write(path)
-  model = latency.load_cost_model(path, 'proxylessnas', 32)
-  assert model.curve == pytest.approx(0.05, rel=1e-6) and model.scale == pytest.approx(2.0)
-  arch = space.sample(random.Random(99))
-  s = raw.predict_ms(arch)
-  assert model.predict_ms(arch) == pytest.approx(2.0 * s + 0.05 * s ** 2 + 0.5)
-  raw_lo, raw_hi = raw.latency_range_ms()
-  assert model.latency_range_ms() == pytest.approx(
-      tuple(2 * v + 0.05 * v ** 2 + 0.5 for v in (raw_lo, raw_hi)))
-
-
-def test_stored_calibration_is_applied(tmp_path):
-  space = get_space('proxylessnas')
-  table = fake_table('proxylessnas', 32, 'block', seed=2)
-  raw = cost_lib.table_cost_model(table, space, 32, calibrate=False)
-  archs = [space.sample(random.Random(i)) for i in range(6)]
-  sums = raw.predict_many([a.indices for a in archs])
-  table.calibration = {'archs': [{'arch': space.to_string(a), 'indices': list(a.indices),
-                                  'measured_ms': float(2.0 * s + 0.5)}
+                                  'measured_ms': float(true_ms(s))}
                                  for a, s in zip(archs, sums)]}
   path = str(tmp_path / 't.json')
   table.write(path)
   model = latency.load_cost_model(path, 'proxylessnas', 32)
   assert model.scale == pytest.approx(2.0) and model.bias_ms == pytest.approx(0.5)
+  assert model.curve == pytest.approx(curve, rel=1e-6, abs=1e-9)
   arch = space.sample(random.Random(99))
-  assert model.predict_ms(arch) == pytest.approx(2.0 * raw.predict_ms(arch) + 0.5)
+  assert model.predict_ms(arch) == pytest.approx(true_ms(raw.predict_ms(arch)))
   raw_lo, raw_hi = raw.latency_range_ms()
-  assert model.latency_range_ms() == pytest.approx((2 * raw_lo + 0.5, 2 * raw_hi + 0.5))
+  assert model.latency_range_ms() == pytest.approx((true_ms(raw_lo), true_ms(raw_hi)))
