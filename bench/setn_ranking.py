@@ -24,24 +24,20 @@ SETN's evaluator step only updates α), so with the same seed the two give the s
 
 import os
 import time
-from typing import Any, Dict, List
+from typing import Dict
 
 from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from bench import cell_setup
+from bench import oneshot
 from tunas_tf import data as data_lib
 from tunas_tf import fileio
 from tunas_tf.benchmarks import NB201Benchmark, kendall_tau
-from tunas_tf.errors import UserError
-from tunas_tf.search import cell_config
 from tunas_tf.search import cell_search
-from tunas_tf.search import loop
 from tunas_tf.search.cell_config import CellSearchConfig
-from tunas_tf.search.searcher import SearchContext
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('algorithm', 'random', ['setn', 'random'], 'Searcher training the template.')
@@ -65,79 +61,14 @@ def _config(run_dir: str) -> CellSearchConfig:
   return cell_setup.search_config(FLAGS.algorithm, FLAGS.steps, FLAGS.num_candidates)
 
 
-def template(config: CellSearchConfig, run_dir: str, dataset):
-  """The searcher of `config` holding the run's final template weights."""
-  space = cell_config.resolve_space(config)
-  num_train = dataset.split_size('search_train')
-  searcher = cell_search.make_searcher(config, space, dataset.info.num_classes, num_train)
-  shape = (config.batch_size, config.image_size, config.image_size, 3)
-  valid_shape = (config.resolved_valid_batch_size,) + shape[1:]
-  searcher.build(SearchContext(tf.distribute.get_strategy(), 1,
-                               cell_config.total_steps(config, num_train), config.seed, shape,
-                               valid_shape))
-  latest = tf.train.latest_checkpoint(os.path.join(run_dir, loop.CHECKPOINT_DIR))
-  if latest is None:
-    raise UserError(f'{run_dir!r} has no checkpoint of its template weights')
-  # Restored as the search loop resumes, through every trackable: with Keras 3 on TF, layers
-  # held in Python lists (the supernet's cells and their ops) are not checkpoint dependencies
-  # of the model, so their weights are reachable only through the weight optimizer's variable
-  # list, and restoring the supernet alone would silently keep them at their initial values.
-  status = tf.train.Checkpoint(**searcher.trackables()).restore(latest)
-  status.assert_existing_objects_matched().expect_partial()  # The loop's step counter.
-  logging.info('Template weights from %s', latest)
-  return searcher
-
-
-def held_out(dataset, config: CellSearchConfig, num_examples: int) -> List[tuple]:
-  """Whole batches of eval_batch_size (or fewer) unaugmented search_valid images, from the
-  first: the first batch is the one the search scored its candidates on."""
-  batch = min(config.eval_batch_size, num_examples)
-  pipeline = data_lib.PipelineConfig(image_size=config.image_size, batch_size=batch,
-                                     augment=False, drop_remainder=True)
-  batches = data_lib.make_pipeline(dataset, 'search_valid', pipeline).take(
-      max(num_examples // batch, 1))
-  return [(tf.constant(x), tf.constant(y)) for x, y in batches]
-
-
-def _ranks(values) -> np.ndarray:
-  """Ranks 0..n-1 with ties given their mean rank (as scipy.stats.rankdata - 1)."""
-  values = np.asarray(values, np.float64)
-  ranks = np.empty(len(values))
-  ranks[np.argsort(values, kind='stable')] = np.arange(len(values))
-  for v in np.unique(values):
-    ranks[values == v] = ranks[values == v].mean()
-  return ranks
-
-
-def spearman(x, y) -> float:
-  """Spearman's ρ: the Pearson correlation of the (tie-averaged) ranks; NaN if one is constant."""
-  rx, ry = _ranks(x), _ranks(y)
-  if rx.std() == 0 or ry.std() == 0:
-    return float('nan')
-  return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def evaluate(searcher, records, batches) -> List[Dict[str, Any]]:
-  rows = []
-  for n, record in enumerate(records):
-    scores = [searcher.evaluate(np.asarray(record.arch.indices), x, y) for x, y in batches]
-    rows.append({'genotype': record.genotype, 'nb201_index': record.index,
-                 'oneshot_accuracy': float(np.mean([s[0] for s in scores])),
-                 'oneshot_loss': float(np.mean([s[1] for s in scores])),
-                 'cifar10_test_accuracy': record.cifar10})
-    if (n + 1) % 20 == 0:
-      logging.info('Evaluated %d/%d cells', n + 1, len(records))
-  return rows
-
-
 def _correlations(rows) -> Dict[str, float]:
   truth = [r['cifar10_test_accuracy'] for r in rows]
   acc = [r['oneshot_accuracy'] for r in rows]
   neg_loss = [-r['oneshot_loss'] for r in rows]
   return {'kendall_tau_accuracy': kendall_tau(acc, truth),
-          'spearman_rho_accuracy': spearman(acc, truth),
+          'spearman_rho_accuracy': oneshot.spearman(acc, truth),
           'kendall_tau_neg_loss': kendall_tau(neg_loss, truth),
-          'spearman_rho_neg_loss': spearman(neg_loss, truth)}
+          'spearman_rho_neg_loss': oneshot.spearman(neg_loss, truth)}
 
 
 def main(unused_argv):
@@ -151,14 +82,14 @@ def main(unused_argv):
   dataset = data_lib.load_dataset(config.dataset, config.data_dir or None,
                                   search_valid_fraction=config.search_valid_fraction,
                                   split_seed=config.seed)
-  searcher = template(config, run_dir, dataset)
-  batches = held_out(dataset, config, FLAGS.eval_examples)
+  searcher = oneshot.template(config, run_dir, dataset)
+  batches = oneshot.held_out(dataset, config, FLAGS.eval_examples)
   picks = np.random.default_rng(FLAGS.sample_seed).choice(len(nb201), FLAGS.num_archs,
                                                           replace=False)
   every = list(nb201)
   records = [every[i] for i in sorted(picks.tolist())]
   start = time.perf_counter()
-  rows = evaluate(searcher, records, batches)
+  rows = oneshot.evaluate(searcher, records, batches)
   eval_seconds = time.perf_counter() - start
   stats = _correlations(rows)
   num_eval = sum(int(y.shape[0]) for _, y in batches)

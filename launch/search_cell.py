@@ -35,6 +35,9 @@ flags.DEFINE_integer('seed', 0, 'Random seed.')
 flags.DEFINE_integer('num_candidates', 0,
                      'Candidates scored at the end (SETN/random T, PGNAS C; 0: 1000/1000/1500).')
 flags.DEFINE_integer('eval_batch_size', 512, 'Held-out images that score the candidates.')
+flags.DEFINE_enum('template_sampling', 'uniform', ['uniform', 'fair'],
+                  'Paths the random / SETN template trains: uniform (reference) or fair '
+                  '(FairNAS strict fairness).')
 flags.DEFINE_enum('setn_variant', 'setn', ['setn', 'rand', 'non'],
                   'SETN, SETN-RAND (uniform candidates) or SETN-NON (mixture template).')
 flags.DEFINE_float('learning_rate', 0.025, 'Initial SGD rate of the weights.')
@@ -47,6 +50,7 @@ flags.DEFINE_float('search_valid_fraction', 0.5, 'Share of the training set held
 flags.DEFINE_string('strategy', 'default', 'default, mirrored, multi_worker or tpu.')
 flags.DEFINE_string('tpu', '', 'TPU name or address (--strategy=tpu).')
 flags.DEFINE_integer('checkpoint_every', 100, 'Steps between checkpoints.')
+flags.DEFINE_integer('keep_checkpoints', 3, 'Checkpoints kept on disk (the newest).')
 flags.DEFINE_integer('summary_every', 10, 'Steps between TensorBoard / report rows.')
 flags.DEFINE_integer('log_every', 10, 'Steps between progress lines.')
 flags.DEFINE_integer('steps_per_loop', 1, 'Steps per compiled call.')
@@ -54,10 +58,11 @@ flags.mark_flags_as_required(['output_dir'])
 
 _CONFIG_FLAGS = ('algorithm', 'search_space', 'dataset', 'data_dir', 'epochs', 'steps',
                  'batch_size', 'valid_batch_size', 'channels', 'num_cells', 'image_size', 'seed',
-                 'num_candidates', 'eval_batch_size', 'setn_variant', 'learning_rate',
+                 'num_candidates', 'eval_batch_size', 'template_sampling', 'setn_variant',
+                 'learning_rate',
                  'weight_decay', 'arch_learning_rate', 'tau_max', 'tau_min',
                  'pgnas_length_scale_sq', 'search_valid_fraction', 'strategy', 'tpu',
-                 'checkpoint_every', 'summary_every', 'log_every', 'steps_per_loop')
+                 'checkpoint_every', 'keep_checkpoints', 'summary_every', 'log_every', 'steps_per_loop')
 
 
 def main(unused_argv):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench import setn_ranking
+from bench import oneshot
 from tunas_tf import data as data_lib
 from tunas_tf.benchmarks import NB201Benchmark, default_csv_path
 from tunas_tf.search import cell_search
@@ -30,14 +30,14 @@ def _run(module, *args):
 
 
 def test_spearman_handles_ties_and_matches_scipy():
-  assert setn_ranking.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-  assert setn_ranking.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-  assert np.isnan(setn_ranking.spearman([1, 1, 1], [1, 2, 3]))
-  np.testing.assert_array_equal(setn_ranking._ranks([5, 1, 5, 3]), [2.5, 0, 2.5, 1])
+  assert oneshot.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+  assert oneshot.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+  assert np.isnan(oneshot.spearman([1, 1, 1], [1, 2, 3]))
+  np.testing.assert_array_equal(oneshot._ranks([5, 1, 5, 3]), [2.5, 0, 2.5, 1])
   stats = pytest.importorskip('scipy.stats')
   rng = np.random.default_rng(0)
   x, y = rng.integers(0, 5, 40), rng.integers(0, 7, 40)
-  assert setn_ranking.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
+  assert oneshot.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
 
 
 def test_restored_template_reproduces_the_searchs_candidate_scores(tmp_path):
@@ -45,8 +45,8 @@ def test_restored_template_reproduces_the_searchs_candidate_scores(tmp_path):
                             steps=3, batch_size=16, eval_batch_size=32, num_candidates=3)
   cell_search.search_cell(config, str(tmp_path))
   dataset = data_lib.load_dataset('digits', split_seed=config.seed)
-  searcher = setn_ranking.template(config, str(tmp_path), dataset)
-  batches = setn_ranking.held_out(dataset, config, 64)
+  searcher = oneshot.template(config, str(tmp_path), dataset)
+  batches = oneshot.held_out(dataset, config, 64)
   assert [int(y.shape[0]) for _, y in batches] == [32, 32]
   lines = (tmp_path / cell_search.CANDIDATES_FILE).read_text().splitlines()
   for line in map(json.loads, lines):

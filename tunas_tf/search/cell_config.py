@@ -10,7 +10,7 @@ N = 10× the training examples.
 """
 
 import dataclasses
-from typing import Any, Optional
+from typing import Optional
 
 from tunas_tf import checks
 from tunas_tf.errors import UserError, unknown_name
@@ -20,6 +20,9 @@ from tunas_tf.space.search_space import SearchSpace
 
 ALGORITHMS = ('darts', 'gdas', 'pgnas', 'random', 'setn')
 SETN_VARIANTS = ('setn', 'rand', 'non')
+# How the one-shot template (random search, SETN) samples the paths its weights train on.
+TEMPLATE_SAMPLINGS = ('uniform', 'fair')
+TEMPLATE_ALGORITHMS = ('random', 'setn')
 # Which spaces each algorithm searches (why not the others: GDAS's hard sampler is defined per
 # edge, so not for SETN's op-pair / input-pair encoding; PGNAS needs kernel-size groups).
 SUPPORTED_SPACES = {
@@ -68,6 +71,10 @@ class CellSearchConfig:
     num_candidates: candidates scored at the end (SETN / random T, PGNAS C); 0: the
       algorithm's default (1000, 1000, 1500).
     eval_batch_size: held-out examples (one search_valid batch) that score the candidates.
+    template_sampling: how random search and SETN train their template: 'uniform' (the
+      reference: one uniformly sampled path per step) or 'fair' (FairNAS strict fairness: per
+      step, one path per choice in which every decision runs each choice once, gradients
+      summed; a step costs as many forward/backward passes as a decision has choices).
     setn_variant: 'setn'; 'rand' (SETN-RAND: candidates drawn uniformly); 'non' (SETN-NON:
       the template network is trained on the full mixture).
     pgnas_tau: temperature of PGNAS's Gumbel-sigmoid relaxation (paper: 0.2).
@@ -78,6 +85,8 @@ class CellSearchConfig:
     tpu: TPU name or address.
     seed: seeds weights, data order, samples and candidates.
     checkpoint_every: steps between checkpoints.
+    keep_checkpoints: checkpoints kept on disk (the newest); more keep snapshots of the run's
+      weights along the way, e.g. for `bench.nb201_ranking` at several budgets.
     summary_every: steps between TensorBoard / metrics.jsonl rows (and report points).
     log_every: steps between progress lines.
     steps_per_loop: steps per compiled call.
@@ -108,6 +117,7 @@ class CellSearchConfig:
   tau_min: float = 0.1
   num_candidates: int = 0
   eval_batch_size: int = 512
+  template_sampling: str = 'uniform'
   setn_variant: str = 'setn'
   pgnas_tau: float = 0.2
   pgnas_length_scale_sq: float = 50.0
@@ -117,6 +127,7 @@ class CellSearchConfig:
   tpu: str = ''
   seed: int = 0
   checkpoint_every: int = 100
+  keep_checkpoints: int = 3
   summary_every: int = 10
   log_every: int = 10
   steps_per_loop: int = 1
@@ -131,10 +142,17 @@ class CellSearchConfig:
       raise UserError(f'Algorithm {self.algorithm!r} does not search space '
                       f'{self.search_space!r}; it searches {", ".join(supported)}'
                       f'{"; " + self.search_space + " is searched by " + ", ".join(users) if users else ""}')
+    if self.template_sampling not in TEMPLATE_SAMPLINGS:
+      raise unknown_name('template sampling', self.template_sampling, TEMPLATE_SAMPLINGS)
+    if self.template_sampling != 'uniform' and (
+        self.algorithm not in TEMPLATE_ALGORITHMS or self.setn_variant == 'non'):
+      raise UserError(f'template_sampling={self.template_sampling!r} applies to the template of '
+                      f'{" and ".join(TEMPLATE_ALGORITHMS)} (not SETN-NON); '
+                      f'{self.algorithm} trains no sampled template: leave it at \'uniform\'')
     if self.setn_variant not in SETN_VARIANTS:
       raise unknown_name('SETN variant', self.setn_variant, SETN_VARIANTS)
     for name in ('image_size', 'epochs', 'batch_size', 'eval_batch_size', 'checkpoint_every',
-                 'summary_every', 'log_every', 'steps_per_loop'):
+                 'keep_checkpoints', 'summary_every', 'log_every', 'steps_per_loop'):
       checks.int_at_least(name, getattr(self, name), 1)
     for name in ('channels', 'num_cells', 'steps', 'valid_batch_size', 'num_candidates',
                  'seed'):

@@ -38,7 +38,7 @@ from tunas_tf.space.architecture import Architecture
 CONFIG_FILE = loop.CONFIG_FILE
 CANDIDATES_FILE = 'candidates.jsonl'
 PRUNED_MODEL_FILE = 'pruned_model.keras'
-RESUMABLE_CHANGES = ('strategy', 'tpu', 'log_every')
+RESUMABLE_CHANGES = ('strategy', 'tpu', 'log_every', 'keep_checkpoints')
 CANDIDATE_ALGORITHMS = ('setn', 'random', 'pgnas')
 
 
@@ -150,7 +150,8 @@ def search_cell(config: CellSearchConfig, output_dir: str,
                            eval_data_fn(dataset, config))
   loop_config = loop.LoopConfig(steps=steps, checkpoint_every=config.checkpoint_every,
                                 summary_every=config.summary_every, log_every=config.log_every,
-                                steps_per_loop=config.steps_per_loop)
+                                steps_per_loop=config.steps_per_loop,
+                                max_checkpoints=config.keep_checkpoints)
   logging.info('%s on %s (%s), %d steps of batch %d/%d, image size %d', config.algorithm,
                space.description or space.name, config.dataset, steps, config.batch_size,
                config.resolved_valid_batch_size, config.image_size)

@@ -13,7 +13,8 @@ architecture logits or from scoring candidates (`score_candidates`) on a held-ou
 `eval_data()` supplies.
 """
 
-from typing import Any, Callable, Dict, Optional, Tuple
+import functools
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -79,17 +80,30 @@ class CellSearcher(Searcher):
   # Steps -----------------------------------------------------------------------------------------
 
   def weight_step(self, batch, forward: Callable[[], tuple]) -> Dict[str, tf.Tensor]:
+    return self.accumulated_weight_step(batch, [forward])
+
+  def accumulated_weight_step(self, batch, forwards: Sequence[Callable[[], tuple]]
+                              ) -> Dict[str, tf.Tensor]:
+    """One SGD step on the sum of the gradients of every forward (FairNAS accumulates its
+    paths' gradients so); the loss and accuracy reported are their means."""
     images, labels = batch
     c = self.config
     rate = tf.identity(self.weight_optimizer.learning_rate)  # The rate this step uses.
-    with tf.GradientTape() as tape:
-      mode, values = forward()
-      logits = self.supernet(images, mode=mode, values=values)
-      loss = cell_common.cross_entropy(logits, labels)
-    norm = cell_common.apply_gradients(self.weight_optimizer, tape.gradient(loss, self.weights),
-                                       self.weights, self.num_replicas, c.grad_clip,
-                                       c.weight_decay)
-    return {'loss': loss, 'train_accuracy': cell_common.accuracy(logits, labels),
+    total, losses, accuracies = None, [], []
+    for forward in forwards:
+      with tf.GradientTape() as tape:
+        mode, values = forward()
+        logits = self.supernet(images, mode=mode, values=values)
+        loss = cell_common.cross_entropy(logits, labels)
+      grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+               for g, v in zip(tape.gradient(loss, self.weights), self.weights)]
+      total = grads if total is None else [a + b for a, b in zip(total, grads)]
+      losses.append(loss)
+      accuracies.append(cell_common.accuracy(logits, labels))
+    norm = cell_common.apply_gradients(self.weight_optimizer, total, self.weights,
+                                       self.num_replicas, c.grad_clip, c.weight_decay)
+    return {'loss': tf.add_n(losses) / len(losses),
+            'train_accuracy': tf.add_n(accuracies) / len(accuracies),
             'grad_norm': norm, 'learning_rate': rate}
 
   def arch_step(self, batch, forward: Callable[[], tuple]) -> Dict[str, tf.Tensor]:
@@ -119,6 +133,32 @@ class CellSearcher(Searcher):
         tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, i),
                                     0, d.num_choices, dtype=tf.int32)
         for i, d in enumerate(self.space.decisions)])
+    return cell_supernet.PATH, self.supernet.path_values(indices)
+
+  def fair_paths(self, seed: tf.Tensor) -> list:
+    """FairNAS's strict fairness: M = max choices single paths in which every decision runs
+    each of its choices once (a fresh random permutation per decision; a decision with fewer
+    choices starts its permutation again), so every op of an edge is trained equally often."""
+    width = max(d.num_choices for d in self.space.decisions)
+    permutations = [
+        tf.argsort(tf.random.stateless_uniform(
+            [d.num_choices], tf.random.experimental.stateless_fold_in(seed, i)))
+        for i, d in enumerate(self.space.decisions)]
+    return [tf.stack([tf.cast(p[m % d.num_choices], tf.int32)
+                      for p, d in zip(permutations, self.space.decisions)])
+            for m in range(width)]
+
+  def template_weight_step(self, batch, seed: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The one-shot template's weight step (random search, SETN): one uniform path
+    (template_sampling 'uniform', the reference), or the gradient sum of the strictly fair
+    paths of `fair_paths` ('fair')."""
+    if self.config.template_sampling == 'fair':
+      forwards = [functools.partial(self._path_forward, indices)
+                  for indices in self.fair_paths(seed)]
+      return self.accumulated_weight_step(batch, forwards)
+    return self.weight_step(batch, lambda: self.uniform_path(seed))
+
+  def _path_forward(self, indices: tf.Tensor) -> tuple:
     return cell_supernet.PATH, self.supernet.path_values(indices)
 
   # Results ---------------------------------------------------------------------------------------

@@ -33,9 +33,7 @@ class RandomCellSearcher(CellSearcher):
   def replica_step(self, train_batch, valid_batch, step) -> Dict[str, tf.Tensor]:
     del valid_batch  # No architecture parameters to update.
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    return self.weight_step(train_batch,
-                            lambda: self.uniform_path(step_seed(self.config.seed, step,
-                                                                replica, 0)))
+    return self.template_weight_step(train_batch, step_seed(self.config.seed, step, replica, 0))
 
   def final_architecture(self) -> Architecture:
     rng = np.random.default_rng(self.config.seed + _CANDIDATE_SEED_OFFSET)

@@ -39,17 +39,18 @@ class SetnSearcher(CellSearcher):
 
   algorithm = 'setn'
 
-  def template_forward(self, step) -> tuple:
+  def template_step(self, train_batch, step) -> Dict[str, tf.Tensor]:
     if self.config.setn_variant == 'non':
-      return self.mixture(stop_gradient=True)
+      return self.weight_step(train_batch, lambda: self.mixture(stop_gradient=True))
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    return self.uniform_path(step_seed(self.config.seed, step, replica, _TEMPLATE_STREAM))
+    return self.template_weight_step(
+        train_batch, step_seed(self.config.seed, step, replica, _TEMPLATE_STREAM))
 
   # Plain graph code (no data-dependent Python control flow): autograph would only add
   # seconds of tracing.
   @tf.autograph.experimental.do_not_convert
   def replica_step(self, train_batch, valid_batch, step) -> Dict[str, tf.Tensor]:
-    weights = self.weight_step(train_batch, lambda: self.template_forward(step))
+    weights = self.template_step(train_batch, step)
     arch = self.arch_step(valid_batch, lambda: self.mixture(stop_gradient=False))
     return {**weights, **arch, **self.probability_metrics()}
 

@@ -47,6 +47,8 @@ OP_LABELS = {
     'dil_conv_3x3': 'd3', 'dil_conv_5x5': 'd5', 'conv_3x1_1x3': 'c31',
 }
 CELL_OPS = tuple(OP_LABELS)
+# Ops without weights (in a normal cell; a strided skip is a FactorizedReduce, with weights).
+PARAMETER_FREE_OPS = ('none', 'skip_connect', 'avg_pool_3x3', 'max_pool_3x3')
 NUM_CELL_INPUTS = 2  # NASNet cells read the outputs of the two previous cells.
 
 
@@ -367,3 +369,9 @@ def with_macro(space: SearchSpace, **changes: Any) -> SearchSpace:
   macro = ', '.join(f'{k}={v}' for k, v in sorted(changes.items()))
   return SearchSpace(space.name, spec, space.family, f'{space.description} [{macro}]')
 
+
+def parameterized_ops(space: SearchSpace, arch: Architecture) -> int:
+  """How many op decisions of `arch` chose an op with weights (not in PARAMETER_FREE_OPS)."""
+  arch = space.validate(arch)
+  return sum(1 for d, i in zip(space.decisions, arch.indices)
+             if d.tag == OP_TAG and d.oneof.choices[i] not in PARAMETER_FREE_OPS)
