@@ -6,18 +6,17 @@ C = 16, N = 5 cells per stage, 32×32 CIFAR-10, batch 64, 250 epochs over the 25
 search_train half, SETN T = 1000 candidates scored on 512 held-out images.
 """
 
-import os
 import time
 from typing import Any, Dict, List, Optional
 
 from absl import flags
 
+from bench import paths
 from tunas_tf.search import cell_config
 from tunas_tf.search.cell_config import CellSearchConfig
 
 FLAGS = flags.FLAGS
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CIFAR = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'cifar10-jpg.tar.gz')
+REPO, DEFAULT_CIFAR = paths.REPO, paths.DEFAULT_CIFAR
 REFERENCE = {'channels': 16, 'num_cells': 5, 'image_size': 32, 'batch_size': 64, 'epochs': 250,
              'num_candidates': 1000, 'eval_batch_size': 512, 'arch_learning_rate': 3e-4}
 TIMING_FILE = 'bench_timing.json'

@@ -13,10 +13,14 @@ checkpoints; SETN / random / PGNAS also candidates.jsonl, PGNAS pruned_model.ker
 """
 
 from absl import flags
+from absl import logging
 
 from launch import common
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string('preset', '',
+                    'Budget preset: quick (<= 15 min on 2 CPU cores), cpu (<= 60 min) or paper '
+                    '(the reference settings); flags given explicitly override it.')
 flags.DEFINE_enum('algorithm', 'gdas', ['gdas', 'setn', 'darts', 'random', 'pgnas'],
                   'Search algorithm.')
 flags.DEFINE_string('search_space', 'nas_bench_201',
@@ -65,10 +69,22 @@ _CONFIG_FLAGS = ('algorithm', 'search_space', 'dataset', 'data_dir', 'epochs', '
                  'checkpoint_every', 'keep_checkpoints', 'summary_every', 'log_every', 'steps_per_loop')
 
 
+def config_fields() -> dict:
+  """The config fields from the flags: defaults, then --preset's settings, then the flags given
+  on the command line (each one that overrides the preset is logged)."""
+  from tunas_tf.search import cell_presets  # pylint: disable=g-import-not-at-top
+  defaults = {name: FLAGS[name].value for name in _CONFIG_FLAGS}
+  explicit = {name: FLAGS[name].value for name in _CONFIG_FLAGS if FLAGS[name].present}
+  fields, notes = cell_presets.resolve(FLAGS.preset, FLAGS.algorithm, defaults, explicit)
+  for note in notes:
+    logging.warning('%s', note)
+  return fields
+
+
 def main(unused_argv):
   from tunas_tf.search import cell_config  # pylint: disable=g-import-not-at-top
   # The config is validated before TensorFlow loads, so bad flags fail in a second.
-  config = cell_config.CellSearchConfig(**{name: FLAGS[name].value for name in _CONFIG_FLAGS})
+  config = cell_config.CellSearchConfig(**config_fields())
   from tunas_tf.search import cell_search  # pylint: disable=g-import-not-at-top
   summary = cell_search.search_cell(config, FLAGS.output_dir)
   print(f"arch: {summary['arch']}")

@@ -105,3 +105,18 @@ def test_setn_space_slots_encode_both_terms_of_each_node():
   num_ops = normal.num_ops
   assert divmod(int(slots[0]), num_ops) == (1, normal.ops.index('avg_pool_3x3'))
   assert divmod(int(slots[1]), num_ops) == (0, normal.ops.index('sep_conv_3x3'))
+
+
+def test_setn_and_random_search_draw_different_candidates_from_the_same_seed():
+  config = dict(channels=4, num_cells=1, num_candidates=20, image_size=16, batch_size=8)
+  drawn = {}
+  for algorithm in ('setn', 'random'):
+    search = CellSearchConfig(algorithm=algorithm, **config)
+    searcher = cell_search.make_searcher(
+        search, resolve_space(search), 10, 100,
+        eval_data=lambda: (np.zeros((8, 16, 16, 3), np.float32), np.zeros(8, np.int32)))
+    shape = (8, 16, 16, 3)
+    searcher.build(SearchContext(tf.distribute.get_strategy(), 1, 10, 0, shape, shape))
+    searcher.final_architecture()  # α untrained: SETN's distribution is still near uniform.
+    drawn[algorithm] = {s[0] for s in searcher.candidates}
+  assert len(drawn['setn'] & drawn['random']) < 5

@@ -18,6 +18,7 @@ from tunas_tf.space import cell as cell_lib
 from tunas_tf.space import registry
 from tunas_tf.space.search_space import SearchSpace
 
+PRESETS = ('quick', 'cpu', 'paper')  # Their settings: tunas_tf.search.cell_presets.
 ALGORITHMS = ('darts', 'gdas', 'pgnas', 'random', 'setn')
 SETN_VARIANTS = ('setn', 'rand', 'non')
 # How the one-shot template (random search, SETN) samples the paths its weights train on.
@@ -41,6 +42,8 @@ class CellSearchConfig:
   """A cell-space search.
 
   Attributes:
+    preset: the budget preset the settings came from ('quick', 'cpu', 'paper'; see
+      `cell_presets`), or '' for none; a record only, the other fields are what runs.
     algorithm: 'gdas', 'setn', 'darts' (first order), 'random' (one-shot random search) or
       'pgnas'.
     search_space: 'nas_bench_201', 'darts', 'darts_frc', 'setn' or 'pgnas_resnet'.
@@ -91,6 +94,7 @@ class CellSearchConfig:
     log_every: steps between progress lines.
     steps_per_loop: steps per compiled call.
   """
+  preset: str = ''
   algorithm: str = 'gdas'
   search_space: str = 'nas_bench_201'
   dataset: str = 'digits'
@@ -135,6 +139,8 @@ class CellSearchConfig:
   def __post_init__(self):
     if self.algorithm not in ALGORITHMS:
       raise unknown_name('algorithm', self.algorithm, ALGORITHMS)
+    if self.preset not in PRESETS + ('',):
+      raise unknown_name('preset', self.preset, PRESETS)
     registry.get_space(self.search_space)  # Unknown names list the registered spaces.
     supported = SUPPORTED_SPACES[self.algorithm]
     if self.search_space not in supported:

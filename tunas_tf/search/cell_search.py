@@ -167,7 +167,7 @@ def _write_extras(searcher, config, space, output_dir, summary) -> Dict[str, Any
   cell_report.write_cell_report(
       os.path.join(output_dir, loop.REPORT_FILE), history, space, searcher.report_panels,
       f'{config.algorithm} on {space.name} ({config.dataset}): architecture distribution')
-  extra = {}
+  extra = {'settings': config.to_dict()}  # The resolved settings (preset and flags).
   if getattr(searcher, 'candidates', None) is not None:
     lines = [json.dumps({'indices': list(indices), 'arch': space.to_string(
         Architecture(space.name, indices)), 'accuracy': acc, 'loss': loss})
@@ -180,9 +180,8 @@ def _write_extras(searcher, config, space, output_dir, summary) -> Dict[str, Any
     model = searcher.pruned_model()
     model.save(path)
     extra.update(pruned_model=PRUNED_MODEL_FILE, pruned_model_params=int(model.count_params()))
-  if extra:
-    summary = {**summary, **extra}
-    fileio.atomic_write_json(os.path.join(output_dir, loop.SUMMARY_FILE), summary)
+  summary = {**summary, **extra}
+  fileio.atomic_write_json(os.path.join(output_dir, loop.SUMMARY_FILE), summary)
   return summary
 
 

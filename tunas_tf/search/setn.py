@@ -31,7 +31,11 @@ from tunas_tf.search.controller import step_seed
 from tunas_tf.space.architecture import Architecture
 
 _TEMPLATE_STREAM = 0
-_CANDIDATE_SEED_OFFSET = 104729  # Candidates draw from their own stream of the run seed.
+# Candidates draw from their own stream of the run seed, not random search's: with the same
+# seed the two share the template weights (both train it on uniform paths), so shared
+# candidate draws would make SETN return random search's cell whenever α is still near
+# uniform (as after a short run), and SETN's evaluator would decide nothing.
+_CANDIDATE_SEED_OFFSET = 130363
 
 
 class SetnSearcher(CellSearcher):
