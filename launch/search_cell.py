@@ -47,6 +47,12 @@ flags.DEFINE_enum('setn_variant', 'setn', ['setn', 'rand', 'non'],
 flags.DEFINE_float('learning_rate', 0.025, 'Initial SGD rate of the weights.')
 flags.DEFINE_float('weight_decay', 5e-4, 'Weight decay of the weights (not PGNAS).')
 flags.DEFINE_float('arch_learning_rate', 3e-4, 'Adam rate of the architecture parameters.')
+flags.DEFINE_float('arch_warmup_fraction', 0.0,
+                   'Share of the steps that train only the weights before GDAS / SETN / DARTS '
+                   'update alpha (0: the reference).')
+flags.DEFINE_integer('arch_lr_reference_steps', 0,
+                     'Scale the architecture rate by this / total steps (0: no scaling, the '
+                     'reference; AutoDL NB201 runs take 97500 steps).')
 flags.DEFINE_float('tau_max', 10.0, 'GDAS initial temperature.')
 flags.DEFINE_float('tau_min', 0.1, 'GDAS final temperature.')
 flags.DEFINE_float('pgnas_length_scale_sq', 50.0, 'PGNAS prior l^2.')
@@ -64,7 +70,8 @@ _CONFIG_FLAGS = ('algorithm', 'search_space', 'dataset', 'data_dir', 'epochs', '
                  'batch_size', 'valid_batch_size', 'channels', 'num_cells', 'image_size', 'seed',
                  'num_candidates', 'eval_batch_size', 'template_sampling', 'setn_variant',
                  'learning_rate',
-                 'weight_decay', 'arch_learning_rate', 'tau_max', 'tau_min',
+                 'weight_decay', 'arch_learning_rate', 'arch_warmup_fraction',
+                 'arch_lr_reference_steps', 'tau_max', 'tau_min',
                  'pgnas_length_scale_sq', 'search_valid_fraction', 'strategy', 'tpu',
                  'checkpoint_every', 'keep_checkpoints', 'summary_every', 'log_every', 'steps_per_loop')
 

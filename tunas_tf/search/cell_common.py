@@ -80,8 +80,15 @@ def weight_optimizer(config: CellSearchConfig, total_steps: int) -> keras.optimi
   return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=config.nesterov)
 
 
-def arch_optimizer(config: CellSearchConfig) -> keras.optimizers.Adam:
-  return keras.optimizers.Adam(config.arch_learning_rate, beta_1=config.arch_beta1,
+def arch_learning_rate(config: CellSearchConfig, total_steps: int) -> float:
+  """The Adam rate of α: as given, or scaled to the run's length (`arch_lr_reference_steps`)."""
+  if not config.arch_lr_reference_steps:
+    return config.arch_learning_rate
+  return config.arch_learning_rate * config.arch_lr_reference_steps / max(total_steps, 1)
+
+
+def arch_optimizer(config: CellSearchConfig, total_steps: int) -> keras.optimizers.Adam:
+  return keras.optimizers.Adam(arch_learning_rate(config, total_steps), beta_1=config.arch_beta1,
                                beta_2=config.arch_beta2, epsilon=ADAM_EPSILON)
 
 

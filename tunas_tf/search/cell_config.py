@@ -69,6 +69,13 @@ class CellSearchConfig:
     arch_beta1: Adam beta1.
     arch_beta2: Adam beta2.
     arch_weight_decay: coupled weight decay of the architecture parameters.
+    arch_warmup_fraction: share of the steps, from the start, in which GDAS / SETN / DARTS
+      train only the weights (no architecture step; TuNAS delays its RL updates by 25%).
+      0 is the reference behaviour.
+    arch_lr_reference_steps: when > 0, the architecture rate is arch_learning_rate ×
+      arch_lr_reference_steps / total steps, so a short run moves α as far as a run of that
+      many steps would (AutoDL's NB201 searches: 250 epochs × 390 steps = 97,500). 0: the
+      rate as given (the reference).
     tau_max: GDAS Gumbel-softmax temperature at step 0.
     tau_min: GDAS temperature at the last step (linear in between).
     num_candidates: candidates scored at the end (SETN / random T, PGNAS C); 0: the
@@ -117,6 +124,8 @@ class CellSearchConfig:
   arch_beta1: float = 0.5
   arch_beta2: float = 0.999
   arch_weight_decay: float = 1e-3
+  arch_warmup_fraction: float = 0.0
+  arch_lr_reference_steps: int = 0
   tau_max: float = 10.0
   tau_min: float = 0.1
   num_candidates: int = 0
@@ -161,7 +170,7 @@ class CellSearchConfig:
                  'keep_checkpoints', 'summary_every', 'log_every', 'steps_per_loop'):
       checks.int_at_least(name, getattr(self, name), 1)
     for name in ('channels', 'num_cells', 'steps', 'valid_batch_size', 'num_candidates',
-                 'seed'):
+                 'seed', 'arch_lr_reference_steps'):
       checks.int_at_least(name, getattr(self, name), 0)
     if self.search_space == 'pgnas_resnet' and self.num_cells not in (0,
                                                                       PGNAS_BLOCKS_PER_STAGE):
@@ -183,6 +192,10 @@ class CellSearchConfig:
       checks.number(name, getattr(self, name))
       if not 0.0 < getattr(self, name) < 1.0:
         raise UserError(f'{name} must be in (0, 1), got {getattr(self, name)!r}')
+    checks.number('arch_warmup_fraction', self.arch_warmup_fraction)
+    if not 0.0 <= self.arch_warmup_fraction < 1.0:
+      raise UserError(f'arch_warmup_fraction must be in [0, 1), got '
+                      f'{self.arch_warmup_fraction!r}')
     if self.tau_min > self.tau_max:
       raise UserError(f'tau_min={self.tau_min!r} must be <= tau_max={self.tau_max!r}')
     if self.min_learning_rate > self.learning_rate:

@@ -66,7 +66,7 @@ class CellSearcher(Searcher):
     self.weight_optimizer.build(self.weights)
     if self.uses_arch_parameters:
       self.alpha = cell_common.ArchParameters(self.space, self.config.seed)
-      self.arch_optimizer = cell_common.arch_optimizer(self.config)
+      self.arch_optimizer = cell_common.arch_optimizer(self.config, context.total_steps)
       self.arch_optimizer.build(self.alpha.logits)
     logging.info('%s supernet of %s: %d weights in %d variables', self.algorithm,
                  self.space.name, cell_supernet.num_weights(self.supernet), len(self.weights))
@@ -116,6 +116,18 @@ class CellSearcher(Searcher):
     cell_common.apply_gradients(self.arch_optimizer, tape.gradient(loss, variables), variables,
                                 self.num_replicas, 0.0, self.config.arch_weight_decay)
     return {'valid_loss': loss, 'valid_accuracy': cell_common.accuracy(logits, labels)}
+
+  def gated_arch_step(self, batch, forward: Callable[[], tuple], step
+                      ) -> Dict[str, tf.Tensor]:
+    """`arch_step`, except in the first arch_warmup_fraction of the steps, where α stays put
+    (and valid_loss / valid_accuracy read 0)."""
+    warmup = int(self.config.arch_warmup_fraction * self.total_steps)
+    if not warmup:
+      return self.arch_step(batch, forward)
+    def skip():
+      return {'valid_loss': tf.constant(0.0), 'valid_accuracy': tf.constant(0.0)}
+    return tf.cond(tf.cast(step, tf.int64) >= warmup, lambda: self.arch_step(batch, forward),
+                   skip)
 
   def probability_metrics(self) -> Dict[str, tf.Tensor]:
     return cell_common.probability_metrics(self.space, self.alpha.probabilities())

@@ -28,8 +28,7 @@ class DartsSearcher(CellSearcher):
   # seconds of tracing.
   @tf.autograph.experimental.do_not_convert
   def replica_step(self, train_batch, valid_batch, step) -> Dict[str, tf.Tensor]:
-    del step  # DARTS has no schedule beyond the optimizers'.
-    arch = self.arch_step(valid_batch, lambda: self.mixture(stop_gradient=False))
+    arch = self.gated_arch_step(valid_batch, lambda: self.mixture(stop_gradient=False), step)
     weights = self.weight_step(train_batch, lambda: self.mixture(stop_gradient=True))
     return {**weights, **arch, **self.probability_metrics()}
 

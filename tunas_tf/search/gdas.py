@@ -108,9 +108,9 @@ class GdasSearcher(CellSearcher):
     weights = self.weight_step(
         train_batch, lambda: self.sampled_path(tau, step_seed(c.seed, step, replica,
                                                               _WEIGHT_STREAM)))
-    arch = self.arch_step(
+    arch = self.gated_arch_step(
         valid_batch, lambda: self.sampled_path(tau, step_seed(c.seed, step, replica,
-                                                              _ARCH_STREAM)))
+                                                              _ARCH_STREAM)), step)
     return {**weights, **arch, 'tau': tau, **self.probability_metrics()}
 
   def final_architecture(self) -> Architecture:

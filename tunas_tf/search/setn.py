@@ -55,7 +55,7 @@ class SetnSearcher(CellSearcher):
   @tf.autograph.experimental.do_not_convert
   def replica_step(self, train_batch, valid_batch, step) -> Dict[str, tf.Tensor]:
     weights = self.template_step(train_batch, step)
-    arch = self.arch_step(valid_batch, lambda: self.mixture(stop_gradient=False))
+    arch = self.gated_arch_step(valid_batch, lambda: self.mixture(stop_gradient=False), step)
     return {**weights, **arch, **self.probability_metrics()}
 
   def candidate_probabilities(self) -> list:
