@@ -42,6 +42,10 @@ flags.DEFINE_integer('eval_batch_size', 512, 'Held-out images that score the can
 flags.DEFINE_enum('template_sampling', 'uniform', ['uniform', 'fair'],
                   'Paths the random / SETN template trains: uniform (reference) or fair '
                   '(FairNAS strict fairness).')
+flags.DEFINE_string('candidate_filter', '',
+                    'Training-free proxy that pre-filters the SETN / random candidates (params, '
+                    'flops, synflow, naswot, jacob_cov; empty: none, the reference).')
+flags.DEFINE_float('candidate_filter_keep', 0.1, 'Share of the candidates the filter keeps.')
 flags.DEFINE_enum('setn_variant', 'setn', ['setn', 'rand', 'non'],
                   'SETN, SETN-RAND (uniform candidates) or SETN-NON (mixture template).')
 flags.DEFINE_float('learning_rate', 0.025, 'Initial SGD rate of the weights.')
@@ -68,7 +72,8 @@ flags.mark_flags_as_required(['output_dir'])
 
 _CONFIG_FLAGS = ('algorithm', 'search_space', 'dataset', 'data_dir', 'epochs', 'steps',
                  'batch_size', 'valid_batch_size', 'channels', 'num_cells', 'image_size', 'seed',
-                 'num_candidates', 'eval_batch_size', 'template_sampling', 'setn_variant',
+                 'num_candidates', 'eval_batch_size', 'template_sampling', 'candidate_filter',
+                 'candidate_filter_keep', 'setn_variant',
                  'learning_rate',
                  'weight_decay', 'arch_learning_rate', 'arch_warmup_fraction',
                  'arch_lr_reference_steps', 'tau_max', 'tau_min',

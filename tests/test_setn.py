@@ -8,7 +8,7 @@ from tunas_tf import data as data_lib
 from tunas_tf import space as space_lib
 from tunas_tf.errors import UserError
 from tunas_tf.models import cell_layouts
-from tunas_tf.search import candidates, cell_search
+from tunas_tf.search import candidates, cell_search, proxies
 from tunas_tf.search.cell_config import CellSearchConfig, resolve_space
 from tunas_tf.search.searcher import SearchContext
 from tunas_tf.search.setn import SetnSearcher
@@ -120,3 +120,38 @@ def test_setn_and_random_search_draw_different_candidates_from_the_same_seed():
     searcher.final_architecture()  # α untrained: SETN's distribution is still near uniform.
     drawn[algorithm] = {s[0] for s in searcher.candidates}
   assert len(drawn['setn'] & drawn['random']) < 5
+
+
+@pytest.mark.parametrize('algorithm', ['setn', 'random'])
+def test_a_candidate_filter_keeps_the_proxys_top_share_for_the_template_to_score(algorithm):
+  config = CellSearchConfig(algorithm=algorithm, channels=4, num_cells=1, num_candidates=8,
+                            image_size=16, batch_size=8, candidate_filter='params',
+                            candidate_filter_keep=0.25)
+  space = resolve_space(config)
+  rng = np.random.default_rng(0)
+  images = rng.uniform(0, 1, (32, 16, 16, 3)).astype(np.float32)
+  searcher = cell_search.make_searcher(config, space, 10, 100,
+                                       eval_data=lambda: (images, np.zeros(32, np.int32)))
+  shape = (8, 16, 16, 3)
+  searcher.build(SearchContext(tf.distribute.get_strategy(), 1, 10, 0, shape, shape))
+  arch = searcher.final_architecture()
+  scored = [s[0] for s in searcher.candidates]
+  assert len(searcher.filter_scores) == 8 and len(scored) == 2
+  assert arch.indices in scored
+  # The two kept are the two largest networks of the eight drawn.
+  sizes = sorted(searcher.filter_scores, reverse=True)
+  scorer = proxies.ProxyScorer(space, 10, 16)
+  kept = sorted(scorer.scores(space.parse(':'.join(map(str, s))), ['params'])['params']
+                for s in scored)
+  assert kept == sorted(sizes[:2])
+  summary = searcher.summary_extra(arch)
+  assert summary['candidate_filter'] == {'proxy': 'params', 'drawn': 8, 'kept': 2}
+
+
+def test_candidate_filters_are_checked():
+  with pytest.raises(UserError, match="Unknown candidate filter 'snip'"):
+    CellSearchConfig(algorithm='setn', candidate_filter='snip')
+  with pytest.raises(UserError, match='gdas scores none'):
+    CellSearchConfig(algorithm='gdas', candidate_filter='synflow')
+  with pytest.raises(UserError, match=r'candidate_filter_keep must be in \(0, 1\]'):
+    CellSearchConfig(algorithm='random', candidate_filter='params', candidate_filter_keep=0)

@@ -24,6 +24,7 @@ SETN_VARIANTS = ('setn', 'rand', 'non')
 # How the one-shot template (random search, SETN) samples the paths its weights train on.
 TEMPLATE_SAMPLINGS = ('uniform', 'fair')
 TEMPLATE_ALGORITHMS = ('random', 'setn')
+CANDIDATE_FILTERS = ('params', 'flops', 'synflow', 'naswot', 'jacob_cov')  # proxies.PROXIES
 # Which spaces each algorithm searches (why not the others: GDAS's hard sampler is defined per
 # edge, so not for SETN's op-pair / input-pair encoding; PGNAS needs kernel-size groups).
 SUPPORTED_SPACES = {
@@ -85,6 +86,11 @@ class CellSearchConfig:
       reference: one uniformly sampled path per step) or 'fair' (FairNAS strict fairness: per
       step, one path per choice in which every decision runs each choice once, gradients
       summed; a step costs as many forward/backward passes as a decision has choices).
+    candidate_filter: '' (the reference: score every candidate with the template), or a
+      training-free proxy of `tunas_tf.search.proxies` ('params', 'flops', 'synflow',
+      'naswot', 'jacob_cov'): SETN / random search then score only the candidates that proxy
+      ranks in its top `candidate_filter_keep` share.
+    candidate_filter_keep: share of the candidates the filter keeps (at least one).
     setn_variant: 'setn'; 'rand' (SETN-RAND: candidates drawn uniformly); 'non' (SETN-NON:
       the template network is trained on the full mixture).
     pgnas_tau: temperature of PGNAS's Gumbel-sigmoid relaxation (paper: 0.2).
@@ -131,6 +137,8 @@ class CellSearchConfig:
   num_candidates: int = 0
   eval_batch_size: int = 512
   template_sampling: str = 'uniform'
+  candidate_filter: str = ''
+  candidate_filter_keep: float = 0.1
   setn_variant: str = 'setn'
   pgnas_tau: float = 0.2
   pgnas_length_scale_sq: float = 50.0
@@ -164,6 +172,7 @@ class CellSearchConfig:
       raise UserError(f'template_sampling={self.template_sampling!r} applies to the template of '
                       f'{" and ".join(TEMPLATE_ALGORITHMS)} (not SETN-NON); '
                       f'{self.algorithm} trains no sampled template: leave it at \'uniform\'')
+    self._check_candidate_filter()
     if self.setn_variant not in SETN_VARIANTS:
       raise unknown_name('SETN variant', self.setn_variant, SETN_VARIANTS)
     for name in ('image_size', 'epochs', 'batch_size', 'eval_batch_size', 'checkpoint_every',
@@ -204,6 +213,19 @@ class CellSearchConfig:
     # Imported here: the strategy module loads TensorFlow, the rest of the config does not.
     from tunas_tf.search import strategy as strategy_lib  # pylint: disable=g-import-not-at-top
     strategy_lib.check_name(self.strategy)
+
+  def _check_candidate_filter(self) -> None:
+    checks.number('candidate_filter_keep', self.candidate_filter_keep)
+    if not 0.0 < self.candidate_filter_keep <= 1.0:
+      raise UserError(f'candidate_filter_keep must be in (0, 1], got '
+                      f'{self.candidate_filter_keep!r}')
+    if not self.candidate_filter:
+      return
+    if self.candidate_filter not in CANDIDATE_FILTERS:
+      raise unknown_name('candidate filter', self.candidate_filter, CANDIDATE_FILTERS)
+    if self.algorithm not in TEMPLATE_ALGORITHMS:
+      raise UserError(f'candidate_filter={self.candidate_filter!r} filters the candidates of '
+                      f'{" and ".join(TEMPLATE_ALGORITHMS)}; {self.algorithm} scores none')
 
   @property
   def resolved_valid_batch_size(self) -> int:

@@ -28,6 +28,7 @@ from tunas_tf.search.searcher import SearchContext, Searcher
 from tunas_tf.space.architecture import Architecture
 from tunas_tf.space.search_space import SearchSpace
 
+PROXY_IMAGES = 64  # Held-out images the candidate filter's naswot / jacob_cov compare.
 EvalData = Callable[[], Tuple[np.ndarray, np.ndarray]]
 
 
@@ -187,6 +188,29 @@ class CellSearcher(Searcher):
     acc, loss = self._eval_fn(tf.constant(indices, tf.int32), images, labels)
     return float(acc), float(loss)
 
+  def prefilter(self, candidates: np.ndarray) -> np.ndarray:
+    """The candidates the training-free `candidate_filter` ranks in its top
+    `candidate_filter_keep` share (all of them without a filter), in their drawn order. The
+    proxy sees the held-out batch's images, never its labels."""
+    c = self.config
+    if not c.candidate_filter:
+      return candidates
+    from tunas_tf.search import proxies  # pylint: disable=g-import-not-at-top
+    images, _ = self.eval_data()
+    scorer = proxies.ProxyScorer(self.space, self.num_classes, c.image_size,
+                                 images[:PROXY_IMAGES], c.seed)
+    scores = []
+    for n, indices in enumerate(candidates):
+      arch = Architecture(self.space.name, tuple(int(i) for i in indices))
+      scores.append(scorer.scores(arch, [c.candidate_filter])[c.candidate_filter])
+      if (n + 1) % 50 == 0:
+        logging.info('Filter %s: %d/%d candidates', c.candidate_filter, n + 1, len(candidates))
+    keep = max(1, int(np.ceil(c.candidate_filter_keep * len(candidates))))
+    kept = np.sort(np.argsort(-np.asarray(scores), kind='stable')[:keep])
+    logging.info('Filter %s kept %d of %d candidates', c.candidate_filter, keep, len(candidates))
+    self.filter_scores = scores
+    return np.asarray(candidates)[kept]
+
   def score_candidates(self, candidates: np.ndarray) -> Architecture:
     """Scores each candidate on the held-out batch; returns the most accurate (then lowest
     loss). Keeps every score in `self.candidates`."""
@@ -217,6 +241,9 @@ class CellSearcher(Searcher):
                                    for d, p in zip(self.space.decisions, probs)}
     if self.candidates is not None:
       out.update(cell_results.candidate_summary(self.candidates, c.eval_batch_size))
+    if getattr(self, 'filter_scores', None) is not None:
+      out['candidate_filter'] = {'proxy': c.candidate_filter, 'drawn': len(self.filter_scores),
+                                 'kept': len(self.candidates)}
     return out
 
   genotype_from_alpha = False  # GDAS / DARTS: a DARTS-space genotype comes from α.

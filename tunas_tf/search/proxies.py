@@ -29,10 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from tunas_tf.errors import UserError, unknown_name
+from tunas_tf.search.cell_config import CANDIDATE_FILTERS
 from tunas_tf.space.architecture import Architecture
 from tunas_tf.space.search_space import SearchSpace
 
-PROXIES = ('params', 'flops', 'synflow', 'naswot', 'jacob_cov')
+PROXIES = CANDIDATE_FILTERS  # Listed in the TensorFlow-free config module.
 DATA_PROXIES = ('naswot', 'jacob_cov')
 CELL_FAMILIES = ('cell', 'pgnas')
 MIN_DATA_IMAGES = 2
@@ -173,7 +174,6 @@ class ProxyScorer:
                           None if self.images is None else int(self.images.shape[0]))
     if self.images is None and set(names) & set(DATA_PROXIES):
       raise UserError(f'proxies {sorted(set(names) & set(DATA_PROXIES))} need training images')
-    keras.backend.clear_session()
     keras.utils.set_random_seed(self.seed)
     model = build_cell_model(self.space, arch, self.num_classes, self.image_size)
     out = {}

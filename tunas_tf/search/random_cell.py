@@ -40,4 +40,4 @@ class RandomCellSearcher(CellSearcher):
     uniform = candidates.uniform([d.num_choices for d in self.space.decisions])
     drawn = candidates.sample_distinct(uniform, self.config.resolved_num_candidates, rng,
                                        self.space.name)
-    return self.score_candidates(drawn)
+    return self.score_candidates(self.prefilter(drawn))

@@ -67,7 +67,7 @@ class SetnSearcher(CellSearcher):
     rng = np.random.default_rng(self.config.seed + _CANDIDATE_SEED_OFFSET)
     drawn = candidates.sample_distinct(self.candidate_probabilities(),
                                        self.config.resolved_num_candidates, rng, self.space.name)
-    return self.score_candidates(drawn)
+    return self.score_candidates(self.prefilter(drawn))
 
   def summary_extra(self, arch: Architecture):
     return {**super().summary_extra(arch), 'setn_variant': self.config.setn_variant}
