@@ -7,23 +7,28 @@ A preset is a set of `CellSearchConfig` fields per algorithm; explicit settings 
   anchors/cellsearch.md §1.3-1.4): C = 16, N = 5, 32×32, batch 64, 250 epochs, T = 1000
   candidates on 512 held-out images. Days on a 2-core CPU; hours on one GPU.
 * `cpu` (≤ 60 min on a 2-core host, CIFAR-10) and `quick` (≤ 15 min): the standard C = 16,
-  N = 5 network at 16×16 (a quarter of the pixels: measured at about 4× fewer seconds per
-  step), as many steps as the time allows for each algorithm's cost per step, and fewer
-  candidates (the one-shot scores are cheap; the budget goes to training).
+  N = 5 network (kept: the issue prefers reducing resolution or data before depth and width)
+  at 16×16, as many steps as the time allows at each algorithm's measured cost per step, and
+  100 candidates for SETN / random search (scoring is cheap; the budget goes to training).
+  Everything else stays at the reference values; the short-run remedies (fair sampling,
+  arch warm-up, a scaled arch rate, candidate filters) stay off until a study shows they help.
 
-How the budgets were chosen, and the search quality they give, is in bench/nb201_study.py's
-docstring (figures from `bench.nb201_ranking` and `bench.nb201_study`).
+The search quality these budgets give is measured by `bench.nb201_study` and
+`bench.nb201_ranking` (figures in the README's NAS-Bench-201 section).
 """
 
 from typing import Any, Dict, List, Tuple
 
 from tunas_tf.errors import unknown_name
 from tunas_tf.search.cell_config import PRESETS
-# Steps of the search at 16×16 per preset and algorithm: wall time / measured s per step
-# (bench.nb201_study prints the time each run took).
+
+# Steps at 16×16: 80% of the budget (a busy host runs slower) less ~1 min of start-up and
+# candidate scoring, over the seconds per step measured on the 2-core development host with
+# nothing else running (launch.search_cell --preset=quick --steps=120, rate after tracing):
+# random 0.100, GDAS 0.203, SETN 0.368, DARTS 0.550, PGNAS (pgnas_resnet) 0.273 s/step.
 _STEPS = {
-    'quick': {'gdas': 6000, 'setn': 4000, 'darts': 1500, 'random': 6000, 'pgnas': 1500},
-    'cpu': {'gdas': 24000, 'setn': 16000, 'darts': 6000, 'random': 24000, 'pgnas': 6000},
+    'quick': {'random': 7000, 'gdas': 3500, 'setn': 1900, 'darts': 1250, 'pgnas': 2500},
+    'cpu': {'random': 28000, 'gdas': 14000, 'setn': 7500, 'darts': 5000, 'pgnas': 10000},
 }
 _REDUCED = {'image_size': 16, 'channels': 16, 'num_cells': 5, 'num_candidates': 100,
             'eval_batch_size': 512, 'checkpoint_every': 1000}
