@@ -234,7 +234,11 @@ def write_png(path: str, records, cache: Cache, keys: Dict[int, str], result: di
         x = [math.log10(max(v, 1e-30)) for v in x]
         name = f'log10 {name}'
     stats = result['estimators'][name.split()[-1]]
+    x, worst = _plotted(x)
     ax.scatter(x, truth, s=8, alpha=0.6)
+    if worst:
+      ax.text(0.02, 0.02, f'{worst} at the left edge: no path / singular (worst score)',
+              transform=ax.transAxes, fontsize=7)
     ax.set_xlabel(name)
     ax.set_ylabel('NB201 CIFAR-10 test accuracy (%)')
     ax.set_title(f"τ {stats['kendall_tau']:+.2f}  ρ {stats['spearman_rho']:+.2f}  "
@@ -254,6 +258,17 @@ def write_png(path: str, records, cache: Cache, keys: Dict[int, str], result: di
   fig.tight_layout()
   fileio.atomic_write_bytes(path, _png_bytes(fig))
   plt.close(fig)
+
+
+def _plotted(values):
+  """(values to plot, how many were a proxy's worst-score sentinel): sentinels are drawn just
+  left of the finite scores instead of stretching the axis to -1e9."""
+  sentinel = min(proxies_lib.WORST_NASWOT, proxies_lib.WORST_JACOB_COV)
+  finite = [v for v in values if v > sentinel]
+  if not finite or len(finite) == len(values):
+    return values, 0
+  edge = min(finite) - 0.05 * (max(finite) - min(finite) or 1.0)
+  return [v if v > sentinel else edge for v in values], len(values) - len(finite)
 
 
 def _png_bytes(fig) -> bytes:
