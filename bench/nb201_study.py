@@ -240,8 +240,8 @@ def write_png(path: str, result: dict) -> None:
                               (space['top10_threshold'], 'top 10%', '--'),
                               (size, 'size baseline', '-.')):
     if value is not None:
-      ax.axhline(value, ls=style, color='grey', lw=1)
-      ax.text(len(names) - 0.5, value, f' {label} {value:.2f}', va='center', fontsize=8)
+      ax.axhline(value, ls=style, color='grey', lw=1, label=f'{label} {value:.2f}')
+  ax.legend(loc='lower right', fontsize=8)
   ax.set_xticks(range(len(names)))
   ax.set_xticklabels(names, rotation=30, ha='right', fontsize=8)
   ax.set_ylabel('found cell: NB201 CIFAR-10 test accuracy (%)')
