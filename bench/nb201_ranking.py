@@ -145,19 +145,13 @@ class Cache:
     fileio.atomic_write_json(self.path, {'identity': self.identity, 'entries': self.entries})
 
 
-def proxy_images(dataset, config: CellSearchConfig) -> np.ndarray:
-  pipeline = data_lib.PipelineConfig(image_size=config.image_size,
-                                     batch_size=FLAGS.proxy_images, augment=False,
-                                     drop_remainder=True)
-  images, _ = next(iter(data_lib.make_pipeline(dataset, 'search_train', pipeline).take(1)))
-  return images.numpy()
-
-
 def score_proxies(records, dataset, config, cache: Cache) -> None:
   if not FLAGS.proxies:
     return
   scorer = proxies_lib.ProxyScorer(cell_config.resolve_space(config), dataset.info.num_classes,
-                                   config.image_size, proxy_images(dataset, config),
+                                   config.image_size,
+                                   oneshot.first_images(dataset, 'search_train',
+                                                        config.image_size, FLAGS.proxy_images),
                                    FLAGS.proxy_seed)
   done = cache.get('proxies')
   start = time.perf_counter()

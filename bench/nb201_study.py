@@ -19,6 +19,7 @@ the most parameter-free edges of a found cell (of 6), and the search time.
       --output_dir=/tmp/study_cpu
 """
 
+import functools
 import os
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from bench import oneshot
 from bench import paths
 from launch import common
 from tunas_tf import data as data_lib
@@ -126,7 +128,7 @@ def baselines(nb201: NB201Benchmark, seed: int, num_candidates: int, settings: d
     if not missing:
       continue
     scorer = scorer or proxies_lib.ProxyScorer(space, 10, settings['image_size'],
-                                               _proxy_images(settings), seed)
+                                               _proxy_images(settings['image_size']), seed)
     scores[record.genotype] = {**scores.get(record.genotype, {}),
                                **scorer.scores(record.arch, missing)}
     if (n + 1) % 10 == 0 or n + 1 == len(records):
@@ -137,13 +139,11 @@ def baselines(nb201: NB201Benchmark, seed: int, num_candidates: int, settings: d
           for b in FLAGS.baselines}
 
 
-def _proxy_images(settings: dict) -> np.ndarray:
+@functools.lru_cache(maxsize=None)
+def _proxy_images(image_size: int) -> np.ndarray:
+  """The first --proxy_images search_train images (the dataset is read once per size)."""
   dataset = data_lib.load_dataset(FLAGS.dataset, None, search_valid_fraction=0.5, split_seed=0)
-  pipeline = data_lib.PipelineConfig(image_size=settings['image_size'],
-                                     batch_size=FLAGS.proxy_images, augment=False,
-                                     drop_remainder=True)
-  images, _ = next(iter(data_lib.make_pipeline(dataset, 'search_train', pipeline).take(1)))
-  return images.numpy()
+  return oneshot.first_images(dataset, 'search_train', image_size, FLAGS.proxy_images)
 
 
 def _resolved(algorithm: str) -> dict:

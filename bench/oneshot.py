@@ -54,6 +54,14 @@ def held_out(dataset, config: CellSearchConfig, num_examples: int) -> List[tuple
   return [(tf.constant(x), tf.constant(y)) for x, y in batches]
 
 
+def first_images(dataset, split: str, image_size: int, count: int) -> np.ndarray:
+  """The first `count` unaugmented images of `split` (the batch the proxies compare)."""
+  pipeline = data_lib.PipelineConfig(image_size=image_size, batch_size=count, augment=False,
+                                     drop_remainder=True)
+  images, _ = next(iter(data_lib.make_pipeline(dataset, split, pipeline).take(1)))
+  return images.numpy()
+
+
 def _ranks(values) -> np.ndarray:
   """Ranks 0..n-1 with ties given their mean rank (as scipy.stats.rankdata - 1)."""
   values = np.asarray(values, np.float64)

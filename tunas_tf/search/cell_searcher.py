@@ -146,7 +146,7 @@ class CellSearcher(Searcher):
         tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, i),
                                     0, d.num_choices, dtype=tf.int32)
         for i, d in enumerate(self.space.decisions)])
-    return cell_supernet.PATH, self.supernet.path_values(indices)
+    return self._path_forward(indices)
 
   def fair_paths(self, seed: tf.Tensor) -> list:
     """FairNAS's strict fairness: M = max choices single paths in which every decision runs
@@ -172,6 +172,7 @@ class CellSearcher(Searcher):
     return self.weight_step(batch, lambda: self.uniform_path(seed))
 
   def _path_forward(self, indices: tf.Tensor) -> tuple:
+    """PATH values of the fixed architecture `indices` (int32 [num_decisions])."""
     return cell_supernet.PATH, self.supernet.path_values(indices)
 
   # Results ---------------------------------------------------------------------------------------
