@@ -25,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from absl import flags
 from absl import logging
@@ -39,6 +39,8 @@ from tunas_tf import fileio
 from tunas_tf.benchmarks import NB201Benchmark
 from tunas_tf.errors import UserError
 from tunas_tf.search import cell_presets
+from tunas_tf.search import cell_searcher
+from tunas_tf.search import cell_template
 from tunas_tf.search import proxies as proxies_lib
 from tunas_tf.space import cell as cell_lib
 from tunas_tf.space import registry
@@ -47,7 +49,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('preset', 'quick', 'Budget preset of every search (quick, cpu, paper).')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds of the searches and baselines.')
 flags.DEFINE_string('output_dir', None, 'Where the runs, study.json and study.png go.')
-flags.DEFINE_list('algorithms', ['gdas', 'setn', 'darts', 'random'], 'Searchers compared.')
+flags.DEFINE_list('algorithms', ['gdas', 'setn', 'darts', 'random'],
+                  'Searchers compared; random+PROXY / setn+PROXY: that searcher with '
+                  '--candidate_filter=PROXY, picking from the plain run\'s template when it '
+                  'has finished.')
 flags.DEFINE_list('baselines', list(proxies_lib.PROXIES), 'Training-free baselines compared.')
 flags.DEFINE_string('dataset', paths.DEFAULT_CIFAR, 'Dataset of the searches.')
 flags.DEFINE_list('set', [], 'Extra search_cell flags for every run, e.g. steps=20,channels=4 '
@@ -56,6 +61,7 @@ flags.DEFINE_integer('proxy_images', 64, 'search_train images of naswot / jacob_
 flags.DEFINE_string('csv', '', 'NB201 accuracy CSV (default: shared/data).')
 flags.mark_flags_as_required(['output_dir'])
 
+SEARCHERS = ('gdas', 'setn', 'darts', 'random')
 TOTAL_PARAMETER_FREE_LIMIT = 3  # The issue's bound on parameter-free edges of a found cell.
 
 
@@ -79,25 +85,54 @@ def _extra_flags() -> Dict[str, str]:
   return out
 
 
-def run_search(algorithm: str, seed: int, run_dir: str) -> Dict[str, Any]:
-  """Runs (or resumes, or reuses) one search; returns its summary and wall time."""
+def parse_searcher(label: str) -> Tuple[str, str]:
+  """'random+synflow' -> ('random', 'synflow'); 'gdas' -> ('gdas', '')."""
+  algorithm, _, proxy = label.partition('+')
+  if algorithm not in SEARCHERS or (proxy and algorithm not in cell_template.TEMPLATE_ALGORITHMS):
+    raise UserError(f'--algorithms: {label!r} is not a searcher; pass one of '
+                    f'{", ".join(SEARCHERS)}, or random+PROXY / setn+PROXY')
+  if proxy:
+    proxies_lib.check_proxies([proxy], registry.get_space(cell_lib.NB201_SPACE),
+                              cell_searcher.PROXY_IMAGES)
+  return algorithm, proxy
+
+
+def run_search(label: str, seed: int) -> Dict[str, Any]:
+  """Runs (or resumes, or reuses) one search; returns its summary and wall time (with the
+  training of the template it picked from, if any)."""
+  run_dir = os.path.join(FLAGS.output_dir, label, f'seed{seed}')
   timing_path = os.path.join(run_dir, 'study_timing.json')
   summary_path = os.path.join(run_dir, 'summary.json')
   if os.path.exists(summary_path) and os.path.exists(timing_path):
     return {**fileio.read_json(summary_path), **fileio.read_json(timing_path)}
+  algorithm, proxy = parse_searcher(label)
   args = [f'--preset={FLAGS.preset}', f'--algorithm={algorithm}', f'--seed={seed}',
           f'--dataset={FLAGS.dataset}', f'--output_dir={run_dir}',
           *[f'--{k}={v}' for k, v in _extra_flags().items()]]
-  logging.info('search_cell %s', ' '.join(args))
+  filter_args, seconds = _filter_args(algorithm, proxy, seed)
+  logging.info('search_cell %s', ' '.join(args + filter_args))
   start = time.perf_counter()
-  done = subprocess.run([sys.executable, '-m', 'launch.search_cell', *args],
+  done = subprocess.run([sys.executable, '-m', 'launch.search_cell', *args, *filter_args],
                         cwd=paths.REPO, capture_output=True, text=True)
   if done.returncode != 0:
-    raise UserError(f'{algorithm} seed {seed} failed (exit {done.returncode}); its last '
+    raise UserError(f'{label} seed {seed} failed (exit {done.returncode}); its last '
                     f'output:\n{done.stderr[-1500:]}')
-  seconds = time.perf_counter() - start
+  seconds += time.perf_counter() - start
   fileio.atomic_write_json(timing_path, {'study_seconds': seconds})
   return {**fileio.read_json(summary_path), 'study_seconds': seconds}
+
+
+def _filter_args(algorithm: str, proxy: str, seed: int) -> Tuple[List[str], float]:
+  """The flags of a filtered searcher, and the seconds of the template it starts from: the
+  plain searcher's run of this seed when this study has finished it, else none (it trains)."""
+  if not proxy:
+    return [], 0.0
+  template = os.path.join(FLAGS.output_dir, algorithm, f'seed{seed}')
+  timing = os.path.join(template, 'study_timing.json')
+  if not os.path.exists(timing):
+    return [f'--candidate_filter={proxy}'], 0.0
+  return ([f'--candidate_filter={proxy}', f'--template_from={template}'],
+          fileio.read_json(timing)['study_seconds'])
 
 
 def judge(nb201: NB201Benchmark, genotype: str) -> Dict[str, Any]:
@@ -177,6 +212,8 @@ def summarize(rows: Dict[str, List[dict]], top10_threshold: float) -> Dict[str, 
 
 def main(unused_argv):
   seeds = _seeds()
+  for label in FLAGS.algorithms:
+    parse_searcher(label)
   if FLAGS.preset not in cell_presets.PRESETS:
     cell_presets.settings(FLAGS.preset, 'gdas')  # The error lists the valid presets.
   proxies_lib.check_proxies(FLAGS.baselines, registry.get_space(cell_lib.NB201_SPACE),
@@ -185,8 +222,7 @@ def main(unused_argv):
   rows: Dict[str, List[dict]] = {}
   for seed in seeds:
     for algorithm in FLAGS.algorithms:
-      summary = run_search(algorithm, seed,
-                           os.path.join(FLAGS.output_dir, algorithm, f'seed{seed}'))
+      summary = run_search(algorithm, seed)
       rows.setdefault(algorithm, []).append(
           {'seed': seed, 'seconds': summary['study_seconds'],
            **judge(nb201, summary['nb201_string'])})
@@ -200,7 +236,7 @@ def main(unused_argv):
             'dataset': FLAGS.dataset,
             'space': {'mean': stats.mean, 'median': stats.median,
                       'top10_threshold': stats.top_fraction_threshold, 'best': stats.best},
-            'settings': {a: _resolved(a) for a in FLAGS.algorithms},
+            'settings': {a: _resolved(parse_searcher(a)[0]) for a in FLAGS.algorithms},
             'results': summarize(rows, stats.top_fraction_threshold)}
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   fileio.atomic_write_json(os.path.join(FLAGS.output_dir, 'study.json'), result)

@@ -46,6 +46,10 @@ flags.DEFINE_string('candidate_filter', '',
                     'Training-free proxy that pre-filters the SETN / random candidates (params, '
                     'flops, synflow, naswot, jacob_cov; empty: none, the reference).')
 flags.DEFINE_float('candidate_filter_keep', 0.1, 'Share of the candidates the filter keeps.')
+flags.DEFINE_string('template_from', '',
+                    'A finished random / SETN run of the same settings: start from its final '
+                    'template and only pick (candidate_filter, candidate_filter_keep, '
+                    'num_candidates and eval_batch_size may differ).')
 flags.DEFINE_enum('setn_variant', 'setn', ['setn', 'rand', 'non'],
                   'SETN, SETN-RAND (uniform candidates) or SETN-NON (mixture template).')
 flags.DEFINE_float('learning_rate', 0.025, 'Initial SGD rate of the weights.')
@@ -98,7 +102,8 @@ def main(unused_argv):
   # The config is validated before TensorFlow loads, so bad flags fail in a second.
   config = cell_config.CellSearchConfig(**config_fields())
   from tunas_tf.search import cell_search  # pylint: disable=g-import-not-at-top
-  summary = cell_search.search_cell(config, FLAGS.output_dir)
+  summary = cell_search.search_cell(config, FLAGS.output_dir,
+                                    template_from=FLAGS.template_from)
   print(f"arch: {summary['arch']}")
   genotype = summary.get('nb201_string') or summary.get('genotype')
   print(f'genotype: {genotype}')

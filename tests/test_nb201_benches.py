@@ -84,19 +84,32 @@ def test_ranking_scores_snapshots_and_proxies_on_the_same_cells(tmp_path):
 def test_study_judges_every_searcher_and_baseline_per_seed(tmp_path):
   out = tmp_path / 'study'
   args = ['--preset=quick', '--seeds=0', '--dataset=digits', '--baselines=params,synflow',
+          '--algorithms=gdas,setn,darts,random,random+synflow',
           '--set=steps=3,channels=4,num_cells=1,batch_size=16,eval_batch_size=64,'
           'num_candidates=4', f'--output_dir={out}']
   done = _bench('bench.nb201_study', *args)
   assert done.returncode == 0, done.stderr[-3000:]
   study = json.loads((out / 'study.json').read_text())
   nb201 = NB201Benchmark.load()
-  assert set(study['results']) == {'gdas', 'setn', 'darts', 'random', 'best-of-4 params',
-                                   'best-of-4 synflow'}
+  assert set(study['results']) == {'gdas', 'setn', 'darts', 'random', 'random+synflow',
+                                   'best-of-4 params', 'best-of-4 synflow'}
   for name in ('gdas', 'setn', 'darts', 'random'):
     summary = json.loads((out / name / 'seed0' / 'summary.json').read_text())
     pick = study['results'][name]['picks'][0]
     assert pick['accuracy'] == nb201.query(summary['nb201_string']).cifar10
     assert summary['settings']['preset'] == 'quick' and summary['settings']['steps'] == 3
+  # random+synflow picked from random's template: its one kept candidate has random's score.
+  filtered = json.loads((out / 'random+synflow' / 'seed0' / 'summary.json').read_text())
+  assert filtered['candidate_filter'] == {'proxy': 'synflow', 'drawn': 4, 'kept': 1}
+  scores = {}
+  for name in ('random', 'random+synflow'):
+    for line in (out / name / 'seed0' / 'candidates.jsonl').read_text().splitlines():
+      row = json.loads(line)
+      scores.setdefault(name, {})[row['arch']] = row['accuracy']
+  (arch, accuracy), = scores['random+synflow'].items()
+  assert scores['random'][arch] == accuracy
+  assert (study['results']['random+synflow']['picks'][0]['seconds'] >
+          study['results']['random']['picks'][0]['seconds'])  # The template's training counts.
   assert (out / 'study.png').stat().st_size > 10000
   again = _bench('bench.nb201_study', *args)  # Every run and baseline is reused.
   assert again.returncode == 0 and json.loads((out / 'study.json').read_text()) == study
@@ -106,7 +119,9 @@ def test_study_bad_input_is_one_error_line(tmp_path):
   for args, message in ((['--preset=fast'], "error: Unknown preset 'fast'; known presets: "
                                             'cpu, paper, quick'),
                         (['--seeds=0,x'], "error: --seeds='0,x': pass integers, e.g. 0,1,2"),
-                        (['--baselines=snip'], "error: Unknown proxy 'snip'")):
+                        (['--baselines=snip'], "error: Unknown proxy 'snip'"),
+                        (['--algorithms=gdas+synflow'],
+                         "error: --algorithms: 'gdas+synflow' is not a searcher")):
     done = _bench('bench.nb201_study', *args, f'--output_dir={tmp_path / "s"}')
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1].startswith(message)

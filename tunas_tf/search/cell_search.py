@@ -30,6 +30,7 @@ from tunas_tf.errors import UserError
 from tunas_tf.search import candidates
 from tunas_tf.search import cell_config
 from tunas_tf.search import cell_report
+from tunas_tf.search import cell_template
 from tunas_tf.search import loop
 from tunas_tf.search import strategy as strategy_lib
 from tunas_tf.search.cell_config import CellSearchConfig
@@ -118,8 +119,12 @@ def dataset_fn(dataset, config: CellSearchConfig) -> loop.DatasetFn:
 
 
 def search_cell(config: CellSearchConfig, output_dir: str,
-                step_callback: Optional[loop.StepCallback] = None) -> Dict[str, Any]:
+                step_callback: Optional[loop.StepCallback] = None,
+                template_from: str = '') -> Dict[str, Any]:
   """Runs (or resumes, or returns the finished) cell search `config` in `output_dir`.
+
+  With `template_from` (a finished random / SETN run of the same template), the run starts
+  from that run's final weights and only picks (`cell_template`).
 
   Returns:
     The summary (also OUT/summary.json): arch, genotype (+ nb201_string for NB201), steps,
@@ -139,12 +144,16 @@ def search_cell(config: CellSearchConfig, output_dir: str,
                                   split_seed=config.seed)
   check_dataset(dataset, config)
   check_candidates(config, space)
+  if template_from:
+    cell_template.check_source(template_from, config, RESUMABLE_CHANGES)
   num_train = dataset.split_size('search_train')
   steps = cell_config.total_steps(config, num_train)
   chief = strategy_lib.is_chief(strategy)
   if chief:
     os.makedirs(output_dir, exist_ok=True)
     fileio.atomic_write_json(os.path.join(output_dir, CONFIG_FILE), config.to_dict())
+    if template_from:
+      cell_template.start_from(template_from, output_dir, config, RESUMABLE_CHANGES)
   keras.utils.set_random_seed(config.seed)
   searcher = make_searcher(config, space, dataset.info.num_classes, num_train,
                            eval_data_fn(dataset, config))
