@@ -26,7 +26,7 @@ Resumable: scores are cached in OUTPUT_JSON.cache.json as they are computed.
 import math
 import os
 import time
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 from absl import flags
 from absl import logging
@@ -61,6 +61,7 @@ flags.DEFINE_string('csv', '', 'NB201 accuracy CSV (default: shared/data).')
 flags.mark_flags_as_required(['run_dir', 'output_json'])
 
 TOP_FRACTION = 0.1
+TARGET_TAU = 0.45  # Issue 12's target for the one-shot estimator at --preset=cpu.
 ONESHOT = 'oneshot'
 
 
@@ -185,6 +186,19 @@ def score_oneshot(records, dataset, config, run_dir: str, cache: Cache) -> Dict[
   return keys
 
 
+def budget_fit(steps: Sequence[int], taus: Sequence[float],
+               target: float = TARGET_TAU) -> Optional[dict]:
+  """τ ≈ a + b·log2(step) fitted by least squares to the snapshots (at least 3), and the steps
+  at which the line reaches `target` (None if it does not rise). An extrapolation, not a
+  measurement: it says what the target would take if the trend held."""
+  if len(steps) < 3:
+    return None
+  slope, intercept = np.polyfit(np.log2(np.asarray(steps, np.float64)), taus, 1)
+  reach = float(2 ** ((target - intercept) / slope)) if slope > 0 else None
+  return {'intercept': float(intercept), 'slope_per_doubling': float(slope),
+          'target_tau': target, 'steps_to_target': reach}
+
+
 def figures(records, cache: Cache, keys: Dict[int, str], space) -> dict:
   truth = [r.cifar10 for r in records]
   param_ops = [cell_lib.parameterized_ops(space, r.arch) for r in records]
@@ -200,6 +214,8 @@ def figures(records, cache: Cache, keys: Dict[int, str], space) -> dict:
     out['snapshots'].append(row)
   if out['snapshots']:
     out['estimators'][ONESHOT] = out['snapshots'][-1]
+    out['budget_fit'] = budget_fit([s['step'] for s in out['snapshots']],
+                                   [s['kendall_tau'] for s in out['snapshots']])
   done = cache.get('proxies')
   for name in FLAGS.proxies:
     out['estimators'][name] = correlations([done[r.genotype][name] for r in records], truth,
@@ -309,6 +325,11 @@ def print_table(result: dict) -> None:
     print('one-shot over the run: ' + '; '.join(
         f"step {s['step']}: τ {s['kendall_tau']:+.3f} (#param ops {s['kendall_tau_param_ops']:+.3f}"
         f", mean acc {s['mean_accuracy']:.3f})" for s in result['snapshots']))
+  fit = result.get('budget_fit')
+  if fit:
+    reach = (f"{fit['steps_to_target']:.3g} steps" if fit['steps_to_target'] else 'never')
+    print(f"budget fit: τ ≈ {fit['intercept']:+.3f} {fit['slope_per_doubling']:+.3f}·log2(step); "
+          f"τ {fit['target_tau']} at {reach} if the trend held")
 
 
 if __name__ == '__main__':

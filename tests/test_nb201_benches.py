@@ -33,6 +33,15 @@ def test_top_recall_counts_the_true_top_share_found():
   assert nb201_ranking.top_recall(scores, truth) == 0.5
 
 
+def test_budget_fit_extrapolates_the_steps_a_target_tau_would_take():
+  steps = [250, 1000, 4000, 16000]
+  fit = nb201_ranking.budget_fit(steps, [0.1 + 0.05 * np.log2(s) for s in steps], target=0.7)
+  assert fit['slope_per_doubling'] == pytest.approx(0.05)
+  assert fit['steps_to_target'] == pytest.approx(4096)  # 0.1 + 0.05 * 12 = 0.7.
+  assert nb201_ranking.budget_fit(steps, [0.3, 0.2, 0.1, 0.0])['steps_to_target'] is None
+  assert nb201_ranking.budget_fit(steps[:2], [0.1, 0.2]) is None  # Too few snapshots.
+
+
 def test_parameterized_ops_count_the_edges_with_weights():
   space = registry.get_space('nas_bench_201')
   arch = cell.from_nb201_string('|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|'
