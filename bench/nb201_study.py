@@ -22,9 +22,6 @@ the most parameter-free edges of a found cell (of 6), and the search time.
 import functools
 import os
 import statistics
-import subprocess
-import sys
-import time
 from typing import Any, Dict, List, Tuple
 
 from absl import flags
@@ -33,6 +30,7 @@ import numpy as np
 
 from bench import oneshot
 from bench import paths
+from bench import study_runs
 from launch import common
 from tunas_tf import data as data_lib
 from tunas_tf import fileio
@@ -100,26 +98,13 @@ def parse_searcher(label: str) -> Tuple[str, str]:
 def run_search(label: str, seed: int) -> Dict[str, Any]:
   """Runs (or resumes, or reuses) one search; returns its summary and wall time (with the
   training of the template it picked from, if any)."""
-  run_dir = os.path.join(FLAGS.output_dir, label, f'seed{seed}')
-  timing_path = os.path.join(run_dir, 'study_timing.json')
-  summary_path = os.path.join(run_dir, 'summary.json')
-  if os.path.exists(summary_path) and os.path.exists(timing_path):
-    return {**fileio.read_json(summary_path), **fileio.read_json(timing_path)}
   algorithm, proxy = parse_searcher(label)
   args = [f'--preset={FLAGS.preset}', f'--algorithm={algorithm}', f'--seed={seed}',
-          f'--dataset={FLAGS.dataset}', f'--output_dir={run_dir}',
-          *[f'--{k}={v}' for k, v in _extra_flags().items()]]
+          f'--dataset={FLAGS.dataset}', *[f'--{k}={v}' for k, v in _extra_flags().items()]]
   filter_args, seconds = _filter_args(algorithm, proxy, seed)
-  logging.info('search_cell %s', ' '.join(args + filter_args))
-  start = time.perf_counter()
-  done = subprocess.run([sys.executable, '-m', 'launch.search_cell', *args, *filter_args],
-                        cwd=paths.REPO, capture_output=True, text=True)
-  if done.returncode != 0:
-    raise UserError(f'{label} seed {seed} failed (exit {done.returncode}); its last '
-                    f'output:\n{done.stderr[-1500:]}')
-  seconds += time.perf_counter() - start
-  fileio.atomic_write_json(timing_path, {'study_seconds': seconds})
-  return {**fileio.read_json(summary_path), 'study_seconds': seconds}
+  return study_runs.run_search_cell(args + filter_args,
+                                    os.path.join(FLAGS.output_dir, label, f'seed{seed}'),
+                                    f'{label} seed {seed}', seconds)
 
 
 def _filter_args(algorithm: str, proxy: str, seed: int) -> Tuple[List[str], float]:
@@ -128,11 +113,10 @@ def _filter_args(algorithm: str, proxy: str, seed: int) -> Tuple[List[str], floa
   if not proxy:
     return [], 0.0
   template = os.path.join(FLAGS.output_dir, algorithm, f'seed{seed}')
-  timing = os.path.join(template, 'study_timing.json')
-  if not os.path.exists(timing):
+  seconds = study_runs.finished_seconds(template)
+  if seconds is None:
     return [f'--candidate_filter={proxy}'], 0.0
-  return ([f'--candidate_filter={proxy}', f'--template_from={template}'],
-          fileio.read_json(timing)['study_seconds'])
+  return [f'--candidate_filter={proxy}', f'--template_from={template}'], seconds
 
 
 def judge(nb201: NB201Benchmark, genotype: str) -> Dict[str, Any]:
