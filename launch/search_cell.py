@@ -39,9 +39,12 @@ flags.DEFINE_integer('seed', 0, 'Random seed.')
 flags.DEFINE_integer('num_candidates', 0,
                      'Candidates scored at the end (SETN/random T, PGNAS C; 0: 1000/1000/1500).')
 flags.DEFINE_integer('eval_batch_size', 512, 'Held-out images that score the candidates.')
-flags.DEFINE_enum('template_sampling', 'uniform', ['uniform', 'fair'],
-                  'Paths the random / SETN template trains: uniform (reference) or fair '
-                  '(FairNAS strict fairness).')
+flags.DEFINE_enum('template_sampling', 'uniform', ['uniform', 'fair', 'mixture'],
+                  'What the random / SETN template trains: uniform paths (reference), fair '
+                  'paths (FairNAS strict fairness) or the uniform mixture of every op.')
+flags.DEFINE_enum('candidate_score', 'accuracy', ['accuracy', 'loss'],
+                  'What picks the best SETN / random candidate: held-out accuracy (reference) '
+                  'or loss.')
 flags.DEFINE_string('candidate_filter', '',
                     'Training-free proxy that pre-filters the SETN / random candidates (params, '
                     'flops, synflow, naswot, jacob_cov; empty: none, the reference).')
@@ -49,7 +52,7 @@ flags.DEFINE_float('candidate_filter_keep', 0.1, 'Share of the candidates the fi
 flags.DEFINE_string('template_from', '',
                     'A finished random / SETN run of the same settings: start from its final '
                     'template and only pick (candidate_filter, candidate_filter_keep, '
-                    'num_candidates and eval_batch_size may differ).')
+                    'candidate_score, num_candidates and eval_batch_size may differ).')
 flags.DEFINE_enum('setn_variant', 'setn', ['setn', 'rand', 'non'],
                   'SETN, SETN-RAND (uniform candidates) or SETN-NON (mixture template).')
 flags.DEFINE_float('learning_rate', 0.025, 'Initial SGD rate of the weights.')
@@ -76,7 +79,8 @@ flags.mark_flags_as_required(['output_dir'])
 
 _CONFIG_FLAGS = ('algorithm', 'search_space', 'dataset', 'data_dir', 'epochs', 'steps',
                  'batch_size', 'valid_batch_size', 'channels', 'num_cells', 'image_size', 'seed',
-                 'num_candidates', 'eval_batch_size', 'template_sampling', 'candidate_filter',
+                 'num_candidates', 'eval_batch_size', 'template_sampling', 'candidate_score',
+                 'candidate_filter',
                  'candidate_filter_keep', 'setn_variant',
                  'learning_rate',
                  'weight_decay', 'arch_learning_rate', 'arch_warmup_fraction',

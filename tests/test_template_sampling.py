@@ -5,9 +5,11 @@ import pytest
 import tensorflow as tf
 
 from tunas_tf.errors import UserError
+from tunas_tf.search import cell_common
 from tunas_tf.search.cell_config import CellSearchConfig, resolve_space
 from tunas_tf.search.random_cell import RandomCellSearcher
 from tunas_tf.search.searcher import SearchContext
+from tunas_tf.space.architecture import Architecture
 
 
 def _searcher(sampling: str) -> RandomCellSearcher:
@@ -78,3 +80,45 @@ def test_fair_sampling_is_refused_where_no_template_is_sampled():
     CellSearchConfig(algorithm='setn', setn_variant='non', template_sampling='fair')
   with pytest.raises(UserError, match="Unknown template sampling 'strict'"):
     CellSearchConfig(algorithm='random', template_sampling='strict')
+
+
+def test_a_mixture_step_trains_every_conv_through_the_uniform_average_of_the_ops():
+  assert _moved_conv_kernels('mixture') == 1.0
+  searcher = _searcher('mixture')
+  images, labels = _batch()
+  mode, values = searcher.uniform_mixture()
+  expected = cell_common.cross_entropy(searcher.supernet(images, mode=mode, values=values), labels)
+  metrics = searcher.template_weight_step((images, labels), tf.constant([0, 0], tf.int64))
+  assert float(metrics['loss']) == pytest.approx(float(expected), rel=1e-5)
+  for coefficients in values:  # Every op of every edge weighted 1/5.
+    np.testing.assert_allclose(np.asarray(coefficients), 0.2, rtol=1e-6)
+
+
+@pytest.mark.parametrize('score', ['accuracy', 'loss'])
+def test_candidate_score_picks_the_most_accurate_or_the_lowest_loss(score):
+  config = CellSearchConfig(algorithm='random', channels=4, num_cells=1, image_size=16,
+                            batch_size=8, candidate_score=score)
+  rng = np.random.default_rng(3)
+  images = rng.uniform(0, 1, (256, 16, 16, 3)).astype(np.float32)
+  labels = rng.integers(0, 10, 256).astype(np.int32)
+  searcher = RandomCellSearcher(config, resolve_space(config), 10,
+                                eval_data=lambda: (images, labels))
+  searcher.build(SearchContext(tf.distribute.get_strategy(), 1, 10, 0, (8, 16, 16, 3),
+                               (8, 16, 16, 3)))
+  candidates = rng.integers(0, 5, (40, 6))
+  arch = searcher.score_candidates(candidates)
+  scored = searcher.candidates
+  if score == 'loss':
+    best = min(scored, key=lambda s: s[2])
+  else:
+    best = max(scored, key=lambda s: (s[1], -s[2]))
+  assert arch == searcher.space.canonical(Architecture(searcher.space.name, best[0]))
+  by_accuracy = max(scored, key=lambda s: (s[1], -s[2]))
+  assert min(scored, key=lambda s: s[2]) != by_accuracy  # The two rules differ here.
+
+
+def test_an_unknown_candidate_score_is_refused():
+  with pytest.raises(UserError, match="Unknown candidate score 'top5'"):
+    CellSearchConfig(algorithm='random', candidate_score='top5')
+  with pytest.raises(UserError, match="template_sampling='mixture' applies to the template"):
+    CellSearchConfig(algorithm='darts', template_sampling='mixture')

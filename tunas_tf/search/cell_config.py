@@ -22,7 +22,9 @@ PRESETS = ('quick', 'cpu', 'paper')  # Their settings: tunas_tf.search.cell_pres
 ALGORITHMS = ('darts', 'gdas', 'pgnas', 'random', 'setn')
 SETN_VARIANTS = ('setn', 'rand', 'non')
 # How the one-shot template (random search, SETN) samples the paths its weights train on.
-TEMPLATE_SAMPLINGS = ('uniform', 'fair')
+TEMPLATE_SAMPLINGS = ('uniform', 'fair', 'mixture')
+# What picks the best scored candidate (random search, SETN): held-out accuracy or loss.
+CANDIDATE_SCORES = ('accuracy', 'loss')
 TEMPLATE_ALGORITHMS = ('random', 'setn')
 CANDIDATE_FILTERS = ('params', 'flops', 'synflow', 'naswot', 'jacob_cov')  # proxies.PROXIES
 # Which spaces each algorithm searches (why not the others: GDAS's hard sampler is defined per
@@ -85,7 +87,13 @@ class CellSearchConfig:
     template_sampling: how random search and SETN train their template: 'uniform' (the
       reference: one uniformly sampled path per step) or 'fair' (FairNAS strict fairness: per
       step, one path per choice in which every decision runs each choice once, gradients
-      summed; a step costs as many forward/backward passes as a decision has choices).
+      summed; a step costs as many forward/backward passes as a decision has choices) or
+      'mixture' (every op of every edge on every step, outputs averaged with weights 1/n:
+      the one-shot model of Bender et al. 2018 without path dropout, and what TuNAS's op
+      warmup trains at its start; a step costs about as much as a DARTS weight step).
+    candidate_score: what picks the best scored candidate of SETN / random search: 'accuracy'
+      on the held-out batch (the reference; the lower loss breaks ties) or 'loss' (the
+      lowest held-out cross-entropy).
     candidate_filter: '' (the reference: score every candidate with the template), or a
       training-free proxy of `tunas_tf.search.proxies` ('params', 'flops', 'synflow',
       'naswot', 'jacob_cov'): SETN / random search then score only the candidates that proxy
@@ -137,6 +145,7 @@ class CellSearchConfig:
   num_candidates: int = 0
   eval_batch_size: int = 512
   template_sampling: str = 'uniform'
+  candidate_score: str = 'accuracy'
   candidate_filter: str = ''
   candidate_filter_keep: float = 0.1
   setn_variant: str = 'setn'
@@ -173,6 +182,8 @@ class CellSearchConfig:
                       f'{" and ".join(TEMPLATE_ALGORITHMS)} (not SETN-NON); '
                       f'{self.algorithm} trains no sampled template: leave it at \'uniform\'')
     self._check_candidate_filter()
+    if self.candidate_score not in CANDIDATE_SCORES:
+      raise unknown_name('candidate score', self.candidate_score, CANDIDATE_SCORES)
     if self.setn_variant not in SETN_VARIANTS:
       raise unknown_name('SETN variant', self.setn_variant, SETN_VARIANTS)
     for name in ('image_size', 'epochs', 'batch_size', 'eval_batch_size', 'checkpoint_every',

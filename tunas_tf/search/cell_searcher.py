@@ -163,13 +163,20 @@ class CellSearcher(Searcher):
 
   def template_weight_step(self, batch, seed: tf.Tensor) -> Dict[str, tf.Tensor]:
     """The one-shot template's weight step (random search, SETN): one uniform path
-    (template_sampling 'uniform', the reference), or the gradient sum of the strictly fair
-    paths of `fair_paths` ('fair')."""
+    (template_sampling 'uniform', the reference), the gradient sum of the strictly fair
+    paths of `fair_paths` ('fair'), or the uniform mixture of every op ('mixture')."""
+    if self.config.template_sampling == 'mixture':
+      return self.weight_step(batch, self.uniform_mixture)
     if self.config.template_sampling == 'fair':
       forwards = [functools.partial(self._path_forward, indices)
                   for indices in self.fair_paths(seed)]
       return self.accumulated_weight_step(batch, forwards)
     return self.weight_step(batch, lambda: self.uniform_path(seed))
+
+  def uniform_mixture(self) -> tuple:
+    """MIXTURE values that weight every choice of every decision by 1/n."""
+    return cell_supernet.MIXTURE, self.supernet.mixture_values(
+        [tf.fill([d.num_choices], 1.0 / d.num_choices) for d in self.space.decisions])
 
   def _path_forward(self, indices: tf.Tensor) -> tuple:
     """PATH values of the fixed architecture `indices` (int32 [num_decisions])."""
@@ -214,7 +221,8 @@ class CellSearcher(Searcher):
 
   def score_candidates(self, candidates: np.ndarray) -> Architecture:
     """Scores each candidate on the held-out batch; returns the most accurate (then lowest
-    loss). Keeps every score in `self.candidates`."""
+    loss), or with candidate_score 'loss' the lowest loss. Keeps every score in
+    `self.candidates`."""
     images, labels = self.eval_data()
     images, labels = tf.constant(images), tf.constant(labels)
     scored = []
@@ -225,7 +233,10 @@ class CellSearcher(Searcher):
         logging.info('Scored %d/%d candidates (best accuracy so far %.4f)', n + 1,
                      len(candidates), max(s[1] for s in scored))
     self.candidates = scored
-    best = max(scored, key=lambda s: (s[1], -s[2]))
+    if self.config.candidate_score == 'loss':
+      best = min(scored, key=lambda s: s[2])
+    else:
+      best = max(scored, key=lambda s: (s[1], -s[2]))
     logging.info('Best of %d candidates: %s (accuracy %.4f, loss %.4f on %d held-out images)',
                  len(scored), self.space.to_string(Architecture(self.space.name, best[0])),
                  best[1], best[2], int(labels.shape[0]))

@@ -20,8 +20,8 @@ from tunas_tf.errors import UserError
 from tunas_tf.search import loop
 from tunas_tf.search.cell_config import CellSearchConfig
 
-SELECTION_FIELDS = ('candidate_filter', 'candidate_filter_keep', 'num_candidates',
-                    'eval_batch_size')
+SELECTION_FIELDS = ('candidate_filter', 'candidate_filter_keep', 'candidate_score',
+                    'num_candidates', 'eval_batch_size')
 TEMPLATE_ALGORITHMS = ('random', 'setn')
 
 
