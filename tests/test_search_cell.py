@@ -5,10 +5,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tunas_tf.errors import UserError
-from tunas_tf.search import cell_search, loop
+from tunas_tf.search import cell_common, cell_search, loop
 from tunas_tf.search.cell_config import CellSearchConfig
 from tunas_tf.space import cell, registry
 
@@ -50,6 +51,10 @@ def test_alpha_searchers_write_genotype_and_probability_curves(tmp_path, algorit
   probs = written['arch_probabilities']
   assert [max(range(5), key=probs[d.path].__getitem__) for d in space.decisions] == list(
       arch.indices)
+  # α moved from its seeded initial values (4 Adam steps at 3e-4 move a probability ~1e-4).
+  initial = cell_common.ArchParameters(space, seed=0).numpy_probabilities()
+  moved = [np.max(np.abs(np.asarray(probs[d.path]) - p)) for d, p in zip(space.decisions, initial)]
+  assert min(moved) > 2e-5, moved
   rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in rows] == [2, 4]
   assert all(f'prob/{d.path}/{label}' in rows[-1] for d in space.decisions
