@@ -135,6 +135,51 @@ def test_interrupted_search_resumes_from_its_checkpoint(tmp_path):
     tunas.search(tiny_config(steps=6, batch_size=8), str(tmp_path), space=tiny_space())
 
 
+def _interrupt_after_five(config, tmp_path):
+  def crash(step, metrics):
+    if step == 5:
+      raise _Crash()
+  with pytest.raises(_Crash):
+    tunas.search(config, str(tmp_path), crash, space=tiny_space())
+
+
+def _truncate(path):
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+@pytest.mark.parametrize('damage', ['truncated data', 'missing index', 'random bytes'])
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_older_one_resumed(tmp_path, damage):
+  config = tiny_config(steps=6, checkpoint_every=2)
+  _interrupt_after_five(config, tmp_path)
+  ckpt = tmp_path / 'checkpoints'
+  data = next(ckpt.glob('ckpt-4.data-*'))
+  if damage == 'truncated data':
+    _truncate(data)
+  elif damage == 'missing index':
+    (ckpt / 'ckpt-4.index').unlink()
+  else:
+    data.write_bytes(np.random.default_rng(0).bytes(data.stat().st_size))
+  resumed = []
+  summary = tunas.search(config, str(tmp_path), lambda s, m: resumed.append(s),
+                         space=tiny_space())
+  assert summary['resumed_from_step'] == 2 and resumed == [3, 4, 5, 6]
+  assert (ckpt / 'damaged' / data.name).exists()  # Kept for a post-mortem, not deleted.
+  steps = sorted(int(p.name.split('-')[1].split('.')[0]) for p in ckpt.glob('ckpt-*.index'))
+  assert steps == [2, 4, 6]  # The good ckpt-2 outlived the damaged ckpt-4.
+
+
+def test_a_run_whose_every_checkpoint_is_damaged_stops_instead_of_restarting(tmp_path):
+  config = tiny_config(steps=6, checkpoint_every=2)
+  _interrupt_after_five(config, tmp_path)
+  for data in (tmp_path / 'checkpoints').glob('ckpt-*.data-*'):
+    _truncate(data)
+  before = sorted(p.name for p in (tmp_path / 'checkpoints').iterdir())
+  with pytest.raises(UserError, match=r"every checkpoint in .* is unreadable \(ckpt-4, ckpt-2\)"):
+    tunas.search(config, str(tmp_path), space=tiny_space())
+  assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir()) == before
+
+
 def test_nan_stops_without_saving_and_keeps_the_last_checkpoint(tmp_path):
   # An absurd learning rate overflows the shared weights within a few steps.
   config = tiny_config(steps=12, model_learning_rate=1e35, model_warmup_fraction=0.0,

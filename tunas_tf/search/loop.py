@@ -5,7 +5,8 @@
 * distributed (train batch, valid batch) pairs from `dataset_fn(start_step)`;
 * the global step and a `tf.train.Checkpoint` + `CheckpointManager` in OUT/checkpoints,
   saved every `checkpoint_every` steps and at the end; re-running the same command restores
-  the latest checkpoint and continues from its step (the data pipeline is re-seeded with the
+  the newest readable checkpoint (`recovery`: damaged ones are set aside) and continues from
+  its step (the data pipeline is re-seeded with the
   start step rather than replayed, so a resumed run sees fresh batches);
 * TensorBoard scalars in OUT/tensorboard and the same scalars as JSON lines in
   OUT/metrics.jsonl (rows after the restored step are dropped on resume);
@@ -32,6 +33,7 @@ from absl import logging
 
 from tunas_tf import fileio
 from tunas_tf.errors import UserError
+from tunas_tf.search import recovery
 from tunas_tf.search import strategy as strategy_lib
 from tunas_tf.search.searcher import SearchContext, Searcher
 
@@ -269,12 +271,12 @@ def run(searcher: Searcher, strategy: tf.distribute.Strategy, dataset_fn: Datase
                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     searcher.build(context)
   checkpoint = tf.train.Checkpoint(step=step, **searcher.trackables())
+  # Before the manager reads the index: a damaged newest checkpoint is set aside first.
+  latest = recovery.restore_newest_good(checkpoint, chief_ckpt_dir, set_aside=chief)
+  if latest:
+    logging.info('Resuming from %s', latest)
   manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, config.max_checkpoints,
                                        step_counter=step)
-  latest = tf.train.latest_checkpoint(chief_ckpt_dir)
-  if latest:
-    checkpoint.restore(latest).assert_existing_objects_matched()
-    logging.info('Resuming from %s', latest)
   start_step = int(step.numpy())
   if start_step > config.steps:
     raise UserError(f'{output_dir!r} holds a checkpoint at step {start_step}, beyond the '
