@@ -29,6 +29,24 @@ def test_export_bad_input_is_one_error_line(tmp_path, args, message):
   assert 'Traceback' not in result.stderr
 
 
+@pytest.mark.parametrize('module,required', [('launch.search_cell', []), ('launch.train', []),
+                                             ('launch.export_tflite', ['--arch=mobilenet_v2'])])
+def test_unusable_flags_and_output_dirs_are_one_error_line(tmp_path, module, required):
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('keep me')
+  for args, message in (
+      ([f'--output_dir={a_file}'], f"--output_dir='{a_file}' is a file"),
+      ([f'--output_dir={a_file}/run'], f"cannot be created: '{a_file}' is a file"),
+      ([f'--output_dir={tmp_path}/run', '--no_such_flag=1'],
+       "Unknown command line flag 'no_such_flag'"),
+      ([f'--output_dir={tmp_path}/run', 'stray'], "unexpected positional argument(s) 'stray'")):
+    result = _run(module, *required, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # One line.
+    assert result.stderr.startswith('error: ') and message in result.stderr
+  assert a_file.read_text() == 'keep me' and not (tmp_path / 'run').exists()
+
+
 def test_export_int8_writes_model_and_summary(tmp_path):
   result = _run('launch.export_tflite', '--search_space=proxylessnas', '--arch=random:5',
                 '--image_size=32', '--num_classes=10', '--quantize=int8', '--dataset=digits',
