@@ -80,18 +80,25 @@ def test_load_errors_are_clear(tmp_path):
     NB201Benchmark.load(str(tmp_path / 'missing.csv'))
   path = _write(tmp_path, ['CIFAR10TestAccuracy200Epochs,ArchitectureString', f'90,{RESNET}'])
   with pytest.raises(UserError, match=r"missing column\(s\) \['CIFAR100TestAccuracy200Epochs'"):
-    NB201Benchmark.load(path)
+    NB201Benchmark.load(path, complete=False)
   path = _write(tmp_path, [HEADER, '90,70,40,|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|,x'])
   with pytest.raises(UserError, match="row 2: Unknown NAS-Bench-201 op 'conv' at position 1"):
-    NB201Benchmark.load(path)
+    NB201Benchmark.load(path, complete=False)
   path = _write(tmp_path, [HEADER, f'90,70,abc,{RESNET},x'])
   with pytest.raises(UserError, match='row 2 has a non-numeric accuracy'):
+    NB201Benchmark.load(path, complete=False)
+
+
+def test_a_partial_table_is_refused_unless_asked_for(tmp_path):
+  path = _write(tmp_path, [HEADER, f'93.9,70.9,44.2,{RESNET},x', f'54.3,15.6,16.3,{ALL_SKIP},y'])
+  with pytest.raises(UserError, match='2 architectures, not the 15625 of NAS-Bench-201'):
     NB201Benchmark.load(path)
+  assert len(NB201Benchmark.load(path, complete=False)) == 2
 
 
 def test_small_csv_queries_and_missing_architectures(tmp_path):
   path = _write(tmp_path, [HEADER, f'93.9,70.9,44.2,{RESNET},x', f'54.3,15.6,16.3,{ALL_SKIP},y'])
-  bench = NB201Benchmark.load(path)
+  bench = NB201Benchmark.load(path, complete=False)
   assert bench.query(RESNET).accuracies == {'cifar10': 93.9, 'cifar100': 70.9,
                                             'ImageNet16-120': 44.2}
   assert bench.rank(ALL_SKIP) == 2 and bench.stats().median == pytest.approx(74.1)
@@ -99,7 +106,7 @@ def test_small_csv_queries_and_missing_architectures(tmp_path):
     bench.query(Architecture('nas_bench_201', (0,) * 6))
   dup = _write(tmp_path, [HEADER, f'93.9,70.9,44.2,{RESNET},x', f'93.9,70.9,44.2,{RESNET},x'])
   with pytest.raises(UserError, match='appears twice'):
-    NB201Benchmark.load(dup)
+    NB201Benchmark.load(dup, complete=False)
 
 
 def _brute_tau_b(x, y):

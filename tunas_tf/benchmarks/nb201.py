@@ -119,8 +119,9 @@ class NB201Benchmark:
         raise UserError(f'{path}: genotype {r.genotype!r} appears twice')
 
   @classmethod
-  def load(cls, path: Optional[str] = None) -> 'NB201Benchmark':
-    """Reads the CSV at `path` (default: `default_csv_path()`)."""
+  def load(cls, path: Optional[str] = None, complete: bool = True) -> 'NB201Benchmark':
+    """Reads the CSV at `path` (default: `default_csv_path()`). With `complete` (the default)
+    it must hold all 15,625 architectures: ranks and statistics of a partial table are wrong."""
     path = path or default_csv_path()
     if not os.path.isfile(path):
       raise UserError(f'NAS-Bench-201 accuracy CSV {path!r} does not exist; pass its path '
@@ -134,6 +135,9 @@ class NB201Benchmark:
         raise UserError(f'{path}: missing column(s) {missing}; its header is '
                         f'{reader.fieldnames}')
       records = [_parse_row(row, i, path) for i, row in enumerate(reader)]
+    if complete and len(records) != NUM_ARCHITECTURES:
+      raise UserError(f'{path}: {len(records)} architectures, not the {NUM_ARCHITECTURES} of '
+                      'NAS-Bench-201 (a truncated copy?); ranks and statistics would be wrong')
     return cls(records, path)
 
   def __len__(self) -> int:
