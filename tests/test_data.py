@@ -273,11 +273,16 @@ def test_missing_or_malformed_path(tmp_path):
   with pytest.raises(UserError, match='no test/ directory'):
     data.load_dataset(str(tmp_path / 'empty'))
   (tmp_path / 'empty' / 'test').mkdir()
+  with pytest.raises(UserError, match=r"one class directory \('cat'\); a classifier needs at "
+                                      'least 2 classes'):
+    data.load_dataset(str(tmp_path / 'empty'))
+  (tmp_path / 'empty' / 'train' / 'dog').mkdir()
   with pytest.raises(UserError, match='has no .*images'):
     data.load_dataset(str(tmp_path / 'empty'))
-  (tmp_path / 'empty' / 'train' / 'cat' / 'broken.jpg').write_bytes(b'not a jpeg')
-  (tmp_path / 'empty' / 'test' / 'cat').mkdir()
-  (tmp_path / 'empty' / 'test' / 'cat' / 'broken.jpg').write_bytes(b'not a jpeg')
+  for split in ('train', 'test'):
+    for name in ('cat', 'dog'):
+      (tmp_path / 'empty' / split / name).mkdir(exist_ok=True)
+      (tmp_path / 'empty' / split / name / 'broken.jpg').write_bytes(b'not a jpeg')
   with pytest.raises(UserError, match='Cannot read image .*broken.jpg'):
     data.load_dataset(str(tmp_path / 'empty'))
 

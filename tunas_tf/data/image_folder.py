@@ -156,6 +156,9 @@ def load_image_folder(path: str,
                       if e.is_dir())
   if not class_names:
     raise UserError(f'Dataset {source!r}: train/ has no class directories; {EXPECTED_LAYOUT}')
+  if len(class_names) < 2:  # Every prediction would be right: accuracy would say nothing.
+    raise UserError(f'Dataset {source!r}: train/ has one class directory ({class_names[0]!r}); '
+                    f'a classifier needs at least 2 classes; {EXPECTED_LAYOUT}')
   train = _scan_split(os.path.join(root, 'train'), class_names, source, True)
   test = _scan_split(test_dir, class_names, source, False)
   rng = np.random.default_rng(_ORDER_SEED)
