@@ -39,6 +39,15 @@ def test_train_resumes_after_a_crash_and_finishes(tmp_path):
     train(config, out, extra_callbacks=[_Crash(at=2)])
   assert not os.path.exists(os.path.join(out, 'summary.json'))
   assert _epochs_logged(out) == [0, 1]
+  # The interrupted run is not resumed with other settings, and nothing of it is overwritten.
+  written = {name: open(os.path.join(out, name)).read() for name in ('arch.json', 'config.json')}
+  with pytest.raises(UserError, match=r"another configuration \(arch: 'mobilenet_v2' -> "
+                                      r"'mnasnet_b1', search_space: 'mobilenet_v2' -> 'mnasnet_b1'"):
+    train(TrainConfig(epochs=3, **{**_TINY, 'arch': 'mnasnet_b1', 'search_space': 'mnasnet_b1'}),
+          out)
+  with pytest.raises(UserError, match='base_learning_rate: 0.165 -> 0.5'):
+    train(TrainConfig(epochs=3, base_learning_rate=0.5, **_TINY), out)
+  assert {name: open(os.path.join(out, name)).read() for name in written} == written
   summary = train(config, out)
   assert _epochs_logged(out) == [0, 1, 2]  # Epochs 0 and 1 were not trained again.
   for key in ('val_accuracy', 'params', 'macs', 'arch', 'steps_per_epoch'):

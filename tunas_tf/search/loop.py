@@ -64,7 +64,7 @@ def completed_summary(output_dir: str, config: dict,
                   if k not in resumable and previous.get(k) != config.get(k))
   if differ:
     changes = ', '.join(f'{k}: {previous.get(k)!r} -> {config.get(k)!r}' for k in differ)
-    raise UserError(f'{output_dir!r} holds a search with another configuration ({changes}); '
+    raise UserError(f'{output_dir!r} holds a run with another configuration ({changes}); '
                     'use a new --output_dir or repeat the original flags to resume')
   summary_path = os.path.join(output_dir, SUMMARY_FILE)
   return fileio.read_json(summary_path) if os.path.exists(summary_path) else None

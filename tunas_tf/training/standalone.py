@@ -26,6 +26,7 @@ from tunas_tf import space as space_lib
 from tunas_tf.errors import UserError
 from tunas_tf.models.batch_norm import recalibrate_batch_norm
 from tunas_tf.models.factory import build_network, network_macs
+from tunas_tf.search import loop
 from tunas_tf.search import schedules
 from tunas_tf.training.config import TrainConfig
 
@@ -121,15 +122,10 @@ def _callbacks(output_dir: str, precise_bn: keras.callbacks.Callback):
 
 
 def _completed_summary(output_dir: str, config: TrainConfig):
-  """The summary of an earlier run of the same config, if it finished."""
-  path = os.path.join(output_dir, 'summary.json')
-  if not os.path.exists(path):
-    return None
-  summary = fileio.read_json(path)
-  if summary.get('config') != config.to_dict():
-    raise UserError(f'{output_dir!r} holds a finished run with another configuration; '
-                    'use a new --output_dir')
-  return summary
+  """The summary of an earlier run of the same config if it finished (None if there is none
+  or it was interrupted); a UserError naming each field that differs, before anything is
+  written, if OUT holds a run of another configuration, finished or not."""
+  return loop.completed_summary(output_dir, config.to_dict(), resumable=())
 
 
 def train(config: TrainConfig, output_dir: str,
