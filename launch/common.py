@@ -12,10 +12,6 @@ from tunas_tf.errors import UserError
 
 EXIT_USER_ERROR = 2
 
-flags.DEFINE_bool('deterministic', False,
-                  'Deterministic TensorFlow ops (tf.config.experimental.enable_op_determinism): '
-                  'the same command on the same machine gives the same result, a little slower.')
-
 # Hide TensorFlow's C++ start-up chatter (oneDNN, CUDA probing); set it to 0 to see it again.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -48,14 +44,6 @@ def check_output_dir(path: str, flag: str = 'output_dir') -> None:
     raise UserError(f'--{flag}={path!r} cannot be written: no write permission on {parent!r}')
 
 
-def enable_determinism() -> None:
-  """Makes TensorFlow's ops deterministic (seeded ops already are; this fixes the order of
-  floating-point reductions and refuses ops with no deterministic kernel)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.experimental.enable_op_determinism()
-  logging.info('Deterministic TensorFlow ops enabled')
-
-
 def run(main: Callable[[Sequence[str]], None]) -> None:
   """`absl.app.run(main)`, printing a `UserError`, a flag that does not parse, a positional
   argument or an unusable --output_dir as one 'error: ...' line (exit status 2)."""
@@ -67,8 +55,6 @@ def run(main: Callable[[Sequence[str]], None]) -> None:
                         'option is a --flag=value (see --help)')
       if 'output_dir' in flags.FLAGS and flags.FLAGS.output_dir:
         check_output_dir(flags.FLAGS.output_dir)
-      if flags.FLAGS.deterministic:
-        enable_determinism()
       main(argv)
     except UserError as e:
       _fail(str(e))
