@@ -61,6 +61,9 @@ flags.DEFINE_float('arch_learning_rate', 3e-4, 'Adam rate of the architecture pa
 flags.DEFINE_float('arch_warmup_fraction', 0.0,
                    'Share of the steps that train only the weights before GDAS / SETN / DARTS '
                    'update alpha (0: the reference).')
+flags.DEFINE_enum('arch_warmup_sampling', 'sampler', ['sampler', 'mixture'],
+                  'What GDAS trains the weights on during --arch_warmup_fraction: its own '
+                  'samples (reference) or the uniform mixture of every op.')
 flags.DEFINE_integer('arch_lr_reference_steps', 0,
                      'Scale the architecture rate by this / total steps (0: no scaling, the '
                      'reference; AutoDL NB201 runs take 97500 steps).')
@@ -83,7 +86,7 @@ _CONFIG_FLAGS = ('algorithm', 'search_space', 'dataset', 'data_dir', 'epochs', '
                  'candidate_filter',
                  'candidate_filter_keep', 'setn_variant',
                  'learning_rate',
-                 'weight_decay', 'arch_learning_rate', 'arch_warmup_fraction',
+                 'weight_decay', 'arch_learning_rate', 'arch_warmup_fraction', 'arch_warmup_sampling',
                  'arch_lr_reference_steps', 'tau_max', 'tau_min',
                  'pgnas_length_scale_sq', 'search_valid_fraction', 'strategy', 'tpu',
                  'checkpoint_every', 'keep_checkpoints', 'summary_every', 'log_every', 'steps_per_loop')

@@ -65,3 +65,30 @@ def test_bad_warmup_fractions_are_user_errors():
   for bad in (-0.1, 1.0, float('nan')):
     with pytest.raises(UserError, match='arch_warmup_fraction'):
       CellSearchConfig(arch_warmup_fraction=bad)
+
+
+def _mixture_loss(searcher, batch):
+  mode, values = searcher.uniform_mixture()
+  return float(cell_common.cross_entropy(searcher.supernet(batch[0], mode=mode, values=values),
+                                         batch[1]))
+
+
+def test_gdas_weights_train_on_the_uniform_mixture_during_a_mixture_warmup():
+  searcher = _searcher('gdas', arch_warmup_fraction=0.5, arch_warmup_sampling='mixture')
+  step = tf.function(searcher.replica_step)
+  for n in (0, 3, 4):  # Steps 0-3 warm up; step 4 is GDAS's own.
+    expected = _mixture_loss(searcher, _batch(n))
+    loss = float(step(_batch(n), _batch(n + 10), tf.constant(n, tf.int64))['loss'])
+    if n < 4:
+      assert loss == pytest.approx(expected, rel=1e-5)
+    else:
+      assert loss != pytest.approx(expected, rel=1e-3)  # A single sampled path.
+
+
+def test_a_mixture_warmup_needs_gdas_and_a_warmup():
+  with pytest.raises(UserError, match="arch_warmup_sampling='mixture' applies to GDAS"):
+    CellSearchConfig(algorithm='gdas', arch_warmup_sampling='mixture')
+  with pytest.raises(UserError, match="arch_warmup_sampling='mixture' applies to GDAS"):
+    CellSearchConfig(algorithm='darts', arch_warmup_fraction=0.5, arch_warmup_sampling='mixture')
+  with pytest.raises(UserError, match="Unknown arch warm-up sampling 'all'"):
+    CellSearchConfig(algorithm='gdas', arch_warmup_sampling='all')

@@ -23,6 +23,8 @@ ALGORITHMS = ('darts', 'gdas', 'pgnas', 'random', 'setn')
 SETN_VARIANTS = ('setn', 'rand', 'non')
 # How the one-shot template (random search, SETN) samples the paths its weights train on.
 TEMPLATE_SAMPLINGS = ('uniform', 'fair', 'mixture')
+# What GDAS trains the weights on during its architecture warm-up.
+ARCH_WARMUP_SAMPLINGS = ('sampler', 'mixture')
 # What picks the best scored candidate (random search, SETN): held-out accuracy or loss.
 CANDIDATE_SCORES = ('accuracy', 'loss')
 TEMPLATE_ALGORITHMS = ('random', 'setn')
@@ -75,6 +77,9 @@ class CellSearchConfig:
     arch_warmup_fraction: share of the steps, from the start, in which GDAS / SETN / DARTS
       train only the weights (no architecture step; TuNAS delays its RL updates by 25%).
       0 is the reference behaviour.
+    arch_warmup_sampling: what GDAS's weights train on during that warm-up: 'sampler' (its
+      own Gumbel samples, the reference's single paths) or 'mixture' (every op of every edge,
+      averaged 1/n, as TuNAS's op warmup starts and as DARTS trains).
     arch_lr_reference_steps: when > 0, the architecture rate is arch_learning_rate ×
       arch_lr_reference_steps / total steps, so a short run moves α as far as a run of that
       many steps would (AutoDL's NB201 searches: 250 epochs × 390 steps = 97,500). 0: the
@@ -139,6 +144,7 @@ class CellSearchConfig:
   arch_beta2: float = 0.999
   arch_weight_decay: float = 1e-3
   arch_warmup_fraction: float = 0.0
+  arch_warmup_sampling: str = 'sampler'
   arch_lr_reference_steps: int = 0
   tau_max: float = 10.0
   tau_min: float = 0.1
@@ -216,6 +222,14 @@ class CellSearchConfig:
     if not 0.0 <= self.arch_warmup_fraction < 1.0:
       raise UserError(f'arch_warmup_fraction must be in [0, 1), got '
                       f'{self.arch_warmup_fraction!r}')
+    if self.arch_warmup_sampling not in ARCH_WARMUP_SAMPLINGS:
+      raise unknown_name('arch warm-up sampling', self.arch_warmup_sampling,
+                         ARCH_WARMUP_SAMPLINGS)
+    if self.arch_warmup_sampling != 'sampler' and (self.algorithm != 'gdas'
+                                                   or not self.arch_warmup_fraction):
+      raise UserError(f'arch_warmup_sampling={self.arch_warmup_sampling!r} applies to GDAS with '
+                      f'arch_warmup_fraction > 0 (got {self.algorithm}, '
+                      f'{self.arch_warmup_fraction}); leave it at \'sampler\'')
     if self.tau_min > self.tau_max:
       raise UserError(f'tau_min={self.tau_min!r} must be <= tau_max={self.tau_max!r}')
     if self.min_learning_rate > self.learning_rate:

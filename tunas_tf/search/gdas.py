@@ -2,7 +2,9 @@
 
 Per step, as AutoDL `exps/NAS-Bench-201-algos/GDAS.py` (anchors/cellsearch.md §1.2-1.3):
 
-1. the weights take one SGD step on a training batch through a sampled single path;
+1. the weights take one SGD step on a training batch through a sampled single path (with
+   `arch_warmup_sampling='mixture'`, through the uniform mixture of every op while α is still
+   held by `arch_warmup_fraction`);
 2. the architecture logits α take one Adam step on a validation batch through a *new* sample.
 
 Sampler (AutoDL `search_model_gdas.py`, paper §3.2): per edge, Gumbel noise g = -log(E),
@@ -105,9 +107,15 @@ class GdasSearcher(CellSearcher):
     c = self.config
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     tau = cell_common.linear_tau(step, self.total_steps, c.tau_max, c.tau_min)
-    weights = self.weight_step(
+    sampled = lambda: self.weight_step(
         train_batch, lambda: self.sampled_path(tau, step_seed(c.seed, step, replica,
                                                               _WEIGHT_STREAM)))
+    warmup = int(c.arch_warmup_fraction * self.total_steps)
+    if c.arch_warmup_sampling == 'mixture' and warmup:
+      weights = tf.cond(tf.cast(step, tf.int64) < warmup,
+                        lambda: self.weight_step(train_batch, self.uniform_mixture), sampled)
+    else:
+      weights = sampled()
     arch = self.gated_arch_step(
         valid_batch, lambda: self.sampled_path(tau, step_seed(c.seed, step, replica,
                                                               _ARCH_STREAM)), step)
