@@ -1,6 +1,7 @@
 """A new pick from a finished template (`cell_template`, `search_cell(template_from=...)`)."""
 
 import json
+import shutil
 
 import pytest
 
@@ -61,3 +62,23 @@ def test_only_template_searchers_and_finished_runs_can_be_picked_from(finished, 
   with pytest.raises(UserError, match='holds no finished search'):
     cell_search.search_cell(tiny_config(algorithm='random'), str(tmp_path / 'b'),
                             template_from=str(tmp_path / 'missing'))
+
+
+def test_a_run_written_before_a_field_existed_counts_it_as_its_default(finished, tmp_path):
+  old = tmp_path / 'old'
+  shutil.copytree(finished, old)
+  config = json.loads((old / 'config.json').read_text())
+  for field in ('candidate_score', 'arch_warmup_sampling'):  # Fields added later.
+    del config[field]
+  (old / 'config.json').write_text(json.dumps(config))
+  summary = json.loads((old / 'summary.json').read_text())
+  assert cell_search.search_cell(tiny_config(algorithm='random', num_candidates=10),
+                                 str(old)) == summary
+  picked = cell_search.search_cell(
+      tiny_config(algorithm='random', num_candidates=10, candidate_filter='params'),
+      str(tmp_path / 'pick'), template_from=str(old))
+  assert picked['candidate_filter']['kept'] == 1
+  with pytest.raises(UserError, match="another configuration \\(candidate_score: 'accuracy' -> "
+                                      "'loss'\\)"):
+    cell_search.search_cell(tiny_config(algorithm='random', num_candidates=10,
+                                        candidate_score='loss'), str(old))

@@ -133,7 +133,8 @@ def search_cell(config: CellSearchConfig, output_dir: str,
   Raises:
     UserError: bad inputs (detected before training), or `loop.SearchDiverged`.
   """
-  done = loop.completed_summary(output_dir, config.to_dict(), RESUMABLE_CHANGES)
+  done = loop.completed_summary(output_dir, config.to_dict(), RESUMABLE_CHANGES,
+                              loop.field_defaults(CellSearchConfig))
   if done is not None:
     logging.info('Search in %s is already complete; nothing to do.', output_dir)
     return done

@@ -35,12 +35,9 @@ def check_source(source_dir: str, config: CellSearchConfig, resumable: tuple) ->
     raise UserError(f'--template_from={source_dir!r} holds no finished search (no '
                     f'{loop.SUMMARY_FILE}); finish it first or pass another run')
   previous = fileio.read_json(os.path.join(source_dir, loop.CONFIG_FILE))
-  current = config.to_dict()
-  ignored = set(SELECTION_FIELDS) | set(resumable)
-  differ = sorted(k for k in set(previous) | set(current)
-                  if k not in ignored and previous.get(k) != current.get(k))
-  if differ:
-    changes = ', '.join(f'{k}: {previous.get(k)!r} -> {current.get(k)!r}' for k in differ)
+  changes = loop.config_changes(previous, config.to_dict(), SELECTION_FIELDS + tuple(resumable),
+                                loop.field_defaults(CellSearchConfig))
+  if changes:
     raise UserError(f'--template_from={source_dir!r} trained another template ({changes}); '
                     f'only {", ".join(SELECTION_FIELDS)} may differ')
   latest = tf.train.latest_checkpoint(os.path.join(source_dir, loop.CHECKPOINT_DIR))

@@ -125,7 +125,8 @@ def _completed_summary(output_dir: str, config: TrainConfig):
   """The summary of an earlier run of the same config if it finished (None if there is none
   or it was interrupted); a UserError naming each field that differs, before anything is
   written, if OUT holds a run of another configuration, finished or not."""
-  return loop.completed_summary(output_dir, config.to_dict(), resumable=())
+  return loop.completed_summary(output_dir, config.to_dict(), resumable=(),
+                                defaults=loop.field_defaults(TrainConfig))
 
 
 def train(config: TrainConfig, output_dir: str,
