@@ -36,9 +36,9 @@ from tunas_tf import data as data_lib
 from tunas_tf import fileio
 from tunas_tf.benchmarks import NB201Benchmark
 from tunas_tf.errors import UserError
+from tunas_tf.search import cell_config
 from tunas_tf.search import cell_presets
 from tunas_tf.search import cell_searcher
-from tunas_tf.search import cell_template
 from tunas_tf.search import proxies as proxies_lib
 from tunas_tf.space import cell as cell_lib
 from tunas_tf.space import registry
@@ -63,16 +63,6 @@ SEARCHERS = ('gdas', 'setn', 'darts', 'random')
 TOTAL_PARAMETER_FREE_LIMIT = 3  # The issue's bound on parameter-free edges of a found cell.
 
 
-def _seeds() -> List[int]:
-  try:
-    seeds = [int(s) for s in FLAGS.seeds]
-  except ValueError:
-    raise UserError(f'--seeds={",".join(FLAGS.seeds)!r}: pass integers, e.g. 0,1,2') from None
-  if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-    raise UserError(f'--seeds={",".join(FLAGS.seeds)!r}: pass distinct integers >= 0')
-  return seeds
-
-
 def _extra_flags() -> Dict[str, str]:
   out = {}
   for item in FLAGS.set:
@@ -86,7 +76,7 @@ def _extra_flags() -> Dict[str, str]:
 def parse_searcher(label: str) -> Tuple[str, str]:
   """'random+synflow' -> ('random', 'synflow'); 'gdas' -> ('gdas', '')."""
   algorithm, _, proxy = label.partition('+')
-  if algorithm not in SEARCHERS or (proxy and algorithm not in cell_template.TEMPLATE_ALGORITHMS):
+  if algorithm not in SEARCHERS or (proxy and algorithm not in cell_config.TEMPLATE_ALGORITHMS):
     raise UserError(f'--algorithms: {label!r} is not a searcher; pass one of '
                     f'{", ".join(SEARCHERS)}, or random+PROXY / setn+PROXY')
   if proxy:
@@ -195,7 +185,7 @@ def summarize(rows: Dict[str, List[dict]], top10_threshold: float) -> Dict[str, 
 
 
 def main(unused_argv):
-  seeds = _seeds()
+  seeds = study_runs.parse_seeds(FLAGS.seeds)
   for label in FLAGS.algorithms:
     parse_searcher(label)
   if FLAGS.preset not in cell_presets.PRESETS:

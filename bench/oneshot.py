@@ -43,13 +43,14 @@ def template(config: CellSearchConfig, run_dir: str, dataset, checkpoint: str = 
   return searcher
 
 
-def held_out(dataset, config: CellSearchConfig, num_examples: int) -> List[tuple]:
-  """Whole batches of eval_batch_size (or fewer) unaugmented search_valid images, from the
-  first: the first batch is the one the search scored its candidates on."""
+def held_out(dataset, config: CellSearchConfig, num_examples: int,
+             split: str = 'search_valid') -> List[tuple]:
+  """Whole batches of eval_batch_size (or fewer) unaugmented images of `split`, from the
+  first: of search_valid, the first batch is the one the search scored its candidates on."""
   batch = min(config.eval_batch_size, num_examples)
   pipeline = data_lib.PipelineConfig(image_size=config.image_size, batch_size=batch,
                                      augment=False, drop_remainder=True)
-  batches = data_lib.make_pipeline(dataset, 'search_valid', pipeline).take(
+  batches = data_lib.make_pipeline(dataset, split, pipeline).take(
       max(num_examples // batch, 1))
   return [(tf.constant(x), tf.constant(y)) for x, y in batches]
 

@@ -19,7 +19,6 @@ from typing import Dict, List, Sequence
 
 from absl import flags
 import numpy as np
-import tensorflow as tf
 
 from bench import oneshot
 from bench import paths
@@ -60,14 +59,6 @@ def nonzero_weights(model) -> int:
   return int(sum(np.count_nonzero(w.numpy()) for w in model.trainable_weights))
 
 
-def _test_batches(dataset, config: CellSearchConfig) -> list:
-  batch = min(config.eval_batch_size, FLAGS.test_examples)
-  pipeline = data_lib.PipelineConfig(image_size=config.image_size, batch_size=batch,
-                                     augment=False, drop_remainder=True)
-  batches = data_lib.make_pipeline(dataset, 'test', pipeline).take(FLAGS.test_examples // batch)
-  return [(tf.constant(x), tf.constant(y)) for x, y in batches]
-
-
 def judge(run_dir: str, seed: int) -> Dict[str, float]:
   """The kept weights and test accuracies of one finished PGNAS run (see the docstring)."""
   config = CellSearchConfig.from_dict(fileio.read_json(os.path.join(run_dir, 'config.json')))
@@ -79,7 +70,7 @@ def judge(run_dir: str, seed: int) -> Dict[str, float]:
   searcher.final_architecture()  # Draws and scores the run's candidates again: its pick.
   groups = [k for _, _, k in searcher.supernet.groups]
   full = [np.ones(k, np.float32) for k in groups]
-  batches = _test_batches(dataset, config)
+  batches = oneshot.held_out(dataset, config, FLAGS.test_examples, split='test')
   accuracy = lambda masks: float(np.mean([searcher.evaluate(masks, x, y)[0] for x, y in batches]))
   kept = int(sum(np.sum(m) for m in searcher.best_masks))
   calibration = searcher.eval_data()[0]
@@ -96,10 +87,7 @@ def judge(run_dir: str, seed: int) -> Dict[str, float]:
 
 
 def main(unused_argv):
-  try:
-    seeds = [int(s) for s in FLAGS.seeds]
-  except ValueError:
-    raise UserError(f'--seeds={",".join(FLAGS.seeds)!r}: pass integers, e.g. 0,1,2') from None
+  seeds = study_runs.parse_seeds(FLAGS.seeds)
   cell_presets.settings(FLAGS.preset, 'pgnas')  # An unknown preset fails here.
   extra = [f'--{item}' for item in FLAGS.set]
   rows = []

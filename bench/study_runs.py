@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, List, Sequence
 
 from absl import logging
 
@@ -14,6 +14,17 @@ from tunas_tf import fileio
 from tunas_tf.errors import UserError
 
 TIMING_FILE = 'study_timing.json'
+
+
+def parse_seeds(values: Sequence[str]) -> List[int]:
+  """The --seeds of a study: distinct integers >= 0, else a UserError."""
+  try:
+    seeds = [int(s) for s in values]
+  except ValueError:
+    raise UserError(f'--seeds={",".join(values)!r}: pass integers, e.g. 0,1,2') from None
+  if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+    raise UserError(f'--seeds={",".join(values)!r}: pass distinct integers >= 0')
+  return seeds
 
 
 def finished_seconds(run_dir: str):

@@ -133,8 +133,7 @@ def search_cell(config: CellSearchConfig, output_dir: str,
   Raises:
     UserError: bad inputs (detected before training), or `loop.SearchDiverged`.
   """
-  done = loop.completed_summary(output_dir, config.to_dict(), RESUMABLE_CHANGES,
-                              loop.field_defaults(CellSearchConfig))
+  done = loop.completed_summary(output_dir, config, RESUMABLE_CHANGES)
   if done is not None:
     logging.info('Search in %s is already complete; nothing to do.', output_dir)
     return done
@@ -145,16 +144,16 @@ def search_cell(config: CellSearchConfig, output_dir: str,
                                   split_seed=config.seed)
   check_dataset(dataset, config)
   check_candidates(config, space)
-  if template_from:
-    cell_template.check_source(template_from, config, RESUMABLE_CHANGES)
+  template = (cell_template.check_source(template_from, config, RESUMABLE_CHANGES)
+              if template_from else None)
   num_train = dataset.split_size('search_train')
   steps = cell_config.total_steps(config, num_train)
   chief = strategy_lib.is_chief(strategy)
   if chief:
     os.makedirs(output_dir, exist_ok=True)
     fileio.atomic_write_json(os.path.join(output_dir, CONFIG_FILE), config.to_dict())
-    if template_from:
-      cell_template.start_from(template_from, output_dir, config, RESUMABLE_CHANGES)
+    if template:
+      cell_template.start_from(template_from, template, output_dir)
   keras.utils.set_random_seed(config.seed)
   searcher = make_searcher(config, space, dataset.info.num_classes, num_train,
                            eval_data_fn(dataset, config))

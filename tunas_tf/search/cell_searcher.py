@@ -118,11 +118,16 @@ class CellSearcher(Searcher):
                                 self.num_replicas, 0.0, self.config.arch_weight_decay)
     return {'valid_loss': loss, 'valid_accuracy': cell_common.accuracy(logits, labels)}
 
+  @property
+  def arch_warmup_steps(self) -> int:
+    """Steps, from the start, in which α stays put (arch_warmup_fraction of the run)."""
+    return int(self.config.arch_warmup_fraction * self.total_steps)
+
   def gated_arch_step(self, batch, forward: Callable[[], tuple], step
                       ) -> Dict[str, tf.Tensor]:
     """`arch_step`, except in the first arch_warmup_fraction of the steps, where α stays put
     (and valid_loss / valid_accuracy read 0)."""
-    warmup = int(self.config.arch_warmup_fraction * self.total_steps)
+    warmup = self.arch_warmup_steps
     if not warmup:
       return self.arch_step(batch, forward)
     def skip():

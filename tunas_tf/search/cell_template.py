@@ -3,7 +3,7 @@
 Random search and SETN train a template (the shared weights) and then pick: they draw
 candidates, optionally pre-filter them with a training-free proxy, and keep the one the
 template scores best. Settings that act only on that pick (`SELECTION_FIELDS`) can be changed
-after the fact: `start_from(source_dir, output_dir, config)` copies the source run's final
+after the fact: `check_source` checks the source run and `start_from` copies its final
 checkpoint and metrics into a new run directory, so `search_cell(config, output_dir)` resumes
 at the last step and only picks. The source must be a finished run of the same configuration
 apart from those fields; anything else would train a template other than the one copied.
@@ -18,11 +18,10 @@ import tensorflow as tf
 from tunas_tf import fileio
 from tunas_tf.errors import UserError
 from tunas_tf.search import loop
-from tunas_tf.search.cell_config import CellSearchConfig
+from tunas_tf.search.cell_config import TEMPLATE_ALGORITHMS, CellSearchConfig
 
 SELECTION_FIELDS = ('candidate_filter', 'candidate_filter_keep', 'candidate_score',
                     'num_candidates', 'eval_batch_size')
-TEMPLATE_ALGORITHMS = ('random', 'setn')
 
 
 def check_source(source_dir: str, config: CellSearchConfig, resumable: tuple) -> str:
@@ -35,8 +34,7 @@ def check_source(source_dir: str, config: CellSearchConfig, resumable: tuple) ->
     raise UserError(f'--template_from={source_dir!r} holds no finished search (no '
                     f'{loop.SUMMARY_FILE}); finish it first or pass another run')
   previous = fileio.read_json(os.path.join(source_dir, loop.CONFIG_FILE))
-  changes = loop.config_changes(previous, config.to_dict(), SELECTION_FIELDS + tuple(resumable),
-                                loop.field_defaults(CellSearchConfig))
+  changes = loop.config_changes(previous, config, SELECTION_FIELDS + tuple(resumable))
   if changes:
     raise UserError(f'--template_from={source_dir!r} trained another template ({changes}); '
                     f'only {", ".join(SELECTION_FIELDS)} may differ')
@@ -46,11 +44,10 @@ def check_source(source_dir: str, config: CellSearchConfig, resumable: tuple) ->
   return latest
 
 
-def start_from(source_dir: str, output_dir: str, config: CellSearchConfig,
-               resumable: tuple) -> None:
-  """Seeds `output_dir` with the final template of `source_dir` (see the module docstring).
-  A no-op if `output_dir` already holds a checkpoint (a resumed pick)."""
-  latest = check_source(source_dir, config, resumable)
+def start_from(source_dir: str, latest: str, output_dir: str) -> None:
+  """Seeds `output_dir` with `latest`, the final template of `source_dir` that
+  `check_source` returned (see the module docstring). A no-op if `output_dir` already holds a
+  checkpoint (a resumed pick)."""
   ckpt_dir = os.path.join(output_dir, loop.CHECKPOINT_DIR)
   if tf.train.latest_checkpoint(ckpt_dir) is not None:
     return

@@ -110,9 +110,8 @@ class GdasSearcher(CellSearcher):
     sampled = lambda: self.weight_step(
         train_batch, lambda: self.sampled_path(tau, step_seed(c.seed, step, replica,
                                                               _WEIGHT_STREAM)))
-    warmup = int(c.arch_warmup_fraction * self.total_steps)
-    if c.arch_warmup_sampling == 'mixture' and warmup:
-      weights = tf.cond(tf.cast(step, tf.int64) < warmup,
+    if c.arch_warmup_sampling == 'mixture' and self.arch_warmup_steps:
+      weights = tf.cond(tf.cast(step, tf.int64) < self.arch_warmup_steps,
                         lambda: self.weight_step(train_batch, self.uniform_mixture), sampled)
     else:
       weights = sampled()

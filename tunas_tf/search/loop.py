@@ -49,36 +49,36 @@ DatasetFn = Callable[[int], Tuple[tf.data.Dataset, tf.data.Dataset]]
 StepCallback = Callable[[int, Dict[str, float]], None]
 
 
-def field_defaults(config_class) -> Dict[str, Any]:
+def _field_defaults(config) -> Dict[str, Any]:
   """{field: default} of a config dataclass: what a config written before a field existed
   implicitly had."""
-  return {f.name: f.default for f in dataclasses.fields(config_class)
+  return {f.name: f.default for f in dataclasses.fields(config)
           if f.default is not dataclasses.MISSING}
 
 
-def config_changes(previous: dict, config: dict, resumable: Tuple[str, ...],
-                   defaults: Optional[Dict[str, Any]] = None) -> str:
-  """'field: old -> new, ...' for each field (not in `resumable`) that differs; a field the
-  previous config lacks counts as its default."""
-  defaults = defaults or {}
+def config_changes(previous: dict, config, resumable: Tuple[str, ...]) -> str:
+  """'field: old -> new, ...' for each field of the config dataclass `config` (not in
+  `resumable`) that differs from the dict `previous`; a field `previous` lacks (written before
+  the field existed) counts as its default."""
+  current, defaults = config.to_dict(), _field_defaults(config)
   old = lambda k: previous[k] if k in previous else defaults.get(k)
-  differ = sorted(k for k in set(previous) | set(config)
-                  if k not in resumable and old(k) != config.get(k))
-  return ', '.join(f'{k}: {old(k)!r} -> {config.get(k)!r}' for k in differ)
+  differ = sorted(k for k in set(previous) | set(current)
+                  if k not in resumable and old(k) != current.get(k))
+  return ', '.join(f'{k}: {old(k)!r} -> {current.get(k)!r}' for k in differ)
 
 
-def completed_summary(output_dir: str, config: dict, resumable: Tuple[str, ...],
-                      defaults: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
-  """The summary of a finished run of `config` (a dict) in OUT, or None if it has not finished.
+def completed_summary(output_dir: str, config, resumable: Tuple[str, ...]
+                      ) -> Optional[Dict[str, Any]]:
+  """The summary of a finished run of the config dataclass `config` in OUT, or None if it has
+  not finished.
 
   Raises a UserError if OUT holds a run of another configuration (fields in `resumable` may
-  differ: they do not change the search; a field its config.json lacks, written before the
-  field existed, counts as its entry in `defaults`).
+  differ: they do not change the search; see `config_changes` for fields added since).
   """
   config_path = os.path.join(output_dir, CONFIG_FILE)
   if not os.path.exists(config_path):
     return None
-  changes = config_changes(fileio.read_json(config_path), config, resumable, defaults)
+  changes = config_changes(fileio.read_json(config_path), config, resumable)
   if changes:
     raise UserError(f'{output_dir!r} holds a run with another configuration ({changes}); '
                     'use a new --output_dir or repeat the original flags to resume')

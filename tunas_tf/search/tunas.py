@@ -226,8 +226,7 @@ def search(config: SearchConfig, output_dir: str,
   Raises:
     UserError: bad inputs (detected before training starts), or `loop.SearchDiverged`.
   """
-  done = loop.completed_summary(output_dir, config.to_dict(), RESUMABLE_CHANGES,
-                              loop.field_defaults(type(config)))
+  done = loop.completed_summary(output_dir, config, RESUMABLE_CHANGES)
   if done is not None:
     logging.info('Search in %s is already complete; nothing to do.', output_dir)
     return done

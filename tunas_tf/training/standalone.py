@@ -121,14 +121,6 @@ def _callbacks(output_dir: str, precise_bn: keras.callbacks.Callback):
   ]
 
 
-def _completed_summary(output_dir: str, config: TrainConfig):
-  """The summary of an earlier run of the same config if it finished (None if there is none
-  or it was interrupted); a UserError naming each field that differs, before anything is
-  written, if OUT holds a run of another configuration, finished or not."""
-  return loop.completed_summary(output_dir, config.to_dict(), resumable=(),
-                                defaults=loop.field_defaults(TrainConfig))
-
-
 def train(config: TrainConfig, output_dir: str,
           extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
   """Trains `config.arch` and returns the summary written to `output_dir/summary.json`.
@@ -138,7 +130,9 @@ def train(config: TrainConfig, output_dir: str,
     output_dir: the run directory; an unfinished run there is resumed from its last epoch.
     extra_callbacks: more Keras callbacks (e.g. a custom progress display).
   """
-  done = _completed_summary(output_dir, config)
+  # A finished run of this config returns its summary; a run of another config (finished or
+  # interrupted) is refused before anything is written, naming each field that differs.
+  done = loop.completed_summary(output_dir, config, resumable=())
   if done is not None:
     logging.info('Run in %s is already complete; nothing to do.', output_dir)
     return done
