@@ -44,4 +44,4 @@ def main(unused_argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  common.run(main, resumable=False)

@@ -72,10 +72,25 @@ def _require(**values) -> None:
     raise UserError(f'{", ".join(missing)} required for this mode')
 
 
+def _require_table_path() -> None:
+  """--output names a table file: given, not a directory, and not under a file."""
+  import os  # pylint: disable=g-import-not-at-top
+  from tunas_tf.errors import UserError  # pylint: disable=g-import-not-at-top
+  _require(output=FLAGS.output)
+  if os.path.isdir(FLAGS.output):
+    raise UserError(f'--output={FLAGS.output!r} is a directory; pass the table file to write, '
+                    f'e.g. {os.path.join(FLAGS.output, "table.json")!r}')
+  parent = common.existing_ancestor(os.path.dirname(os.path.abspath(FLAGS.output)))
+  if not os.path.isdir(parent):
+    raise UserError(f'--output={FLAGS.output!r} cannot be created: {parent!r} is a file; pass '
+                    'a table path in a directory')
+
+
 def _build() -> None:
   import os  # pylint: disable=g-import-not-at-top
   from latency import table as table_lib  # pylint: disable=g-import-not-at-top
-  _require(search_space=FLAGS.search_space, output=FLAGS.output)
+  _require(search_space=FLAGS.search_space)
+  _require_table_path()
   if os.path.exists(FLAGS.output):
     table_lib.LatencyTable.read(FLAGS.output)  # A corrupt file fails before TF loads.
   from latency import calibration, profiler  # pylint: disable=g-import-not-at-top
@@ -127,7 +142,7 @@ def _export_bundle() -> None:
 
 def _import_logs() -> None:
   from latency import bundle  # pylint: disable=g-import-not-at-top
-  _require(output=FLAGS.output)
+  _require_table_path()
   table = bundle.import_logs(FLAGS.import_logs, FLAGS.output, FLAGS.device, FLAGS.cpu,
                              FLAGS.allow_missing)
   print(f'{FLAGS.output}: {len(table.entries)} entries')
@@ -143,9 +158,12 @@ def _count_keys() -> None:
 def main(unused_argv):
   modes = [m for m in ('validate', 'export_bundle', 'import_logs', 'count_keys')
            if getattr(FLAGS, m)]
+  from tunas_tf.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(modes) > 1:
-    from tunas_tf.errors import UserError  # pylint: disable=g-import-not-at-top
     raise UserError(f'Choose one mode; got {", ".join("--" + m for m in modes)}')
+  if FLAGS.threads < 1:
+    raise UserError(f'--threads={FLAGS.threads} is not a thread count; pass 1 (single-threaded '
+                    'latency, the default) or more')
   {'validate': _validate, 'export_bundle': _export_bundle, 'import_logs': _import_logs,
    'count_keys': _count_keys}.get(modes[0] if modes else '', _build)()
 

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -73,3 +75,24 @@ def test_train_cli_runs_and_rejects_bad_flags(tmp_path):
   assert good.returncode == 0, good.stderr[-3000:]
   assert 'val_accuracy (test):' in good.stdout
   assert json.loads((tmp_path / 'run' / 'summary.json').read_text())['epochs'] == 1
+
+
+def test_ctrl_c_ends_with_one_line_saying_where_to_resume(tmp_path):
+  out = tmp_path / 'run'
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'launch.search_cell', '--algorithm=random', '--steps=100000',
+       '--channels=4', '--num_cells=1', '--image_size=8', '--batch_size=8',
+       '--checkpoint_every=5', '--num_candidates=2', f'--output_dir={out}'],
+      cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while not (out / 'checkpoints' / 'checkpoint').exists() and time.time() < deadline:
+    time.sleep(0.5)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 130, stderr[-2000:]
+  assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr
+  assert stderr.strip().splitlines()[-1] == (
+      f'interrupted: {out} keeps what was saved before (the last checkpoint); run the same '
+      'command again to resume from there')
+  assert (out / 'checkpoints' / 'checkpoint').exists()

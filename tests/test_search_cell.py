@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tunas_tf.errors import UserError
-from tunas_tf.search import cell_common, cell_search, loop
+from tunas_tf.search import cell_common, cell_search
 from tunas_tf.search.cell_config import CellSearchConfig
 from tunas_tf.space import cell, registry
 

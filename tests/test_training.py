@@ -61,6 +61,43 @@ def test_train_resumes_after_a_crash_and_finishes(tmp_path):
     train(TrainConfig(epochs=4, **_TINY), out)
 
 
+def _truncate(path):
+  with open(path, 'r+b') as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def test_a_damaged_newest_backup_falls_back_to_the_previous_epoch(tmp_path):
+  config = TrainConfig(epochs=3, **_TINY)
+  out = str(tmp_path / 'run')
+  with pytest.raises(RuntimeError, match='simulated crash'):
+    train(config, out, extra_callbacks=[_Crash(at=2)])
+  backup = os.path.join(out, 'backup')
+  _truncate(os.path.join(backup, 'latest.weights.h5'))
+  train(config, out)
+  # Epoch 1 (the damaged backup's) was trained again from the epoch-0 backup; the damaged
+  # file was moved aside, not deleted.
+  assert _epochs_logged(out) == [0, 1, 1, 2]
+  assert os.path.getsize(os.path.join(out, 'backup_damaged', 'latest.weights.h5')) > 0
+
+
+def test_no_readable_backup_is_a_clear_error_that_deletes_nothing(tmp_path):
+  config = TrainConfig(epochs=3, **_TINY)
+  out = str(tmp_path / 'run')
+  with pytest.raises(RuntimeError, match='simulated crash'):
+    train(config, out, extra_callbacks=[_Crash(at=2)])
+  backup = os.path.join(out, 'backup')
+  for name in ('latest.weights.h5', 'latest.weights.h5.bkp'):
+    _truncate(os.path.join(backup, name))
+  with pytest.raises(UserError, match=r'Neither training backup in .*backup.* can be read .*'
+                                      r'move .* aside to train again from epoch 0'):
+    train(config, out)
+  # Both damaged backups are still there: the newest set aside, the previous one in place.
+  assert not os.path.exists(os.path.join(out, 'summary.json'))
+  assert sorted(os.listdir(os.path.join(out, 'backup_damaged'))) == [
+      'latest.weights.h5', 'training_metadata.json']
+  assert {'latest.weights.h5.bkp', 'training_metadata.json.bkp'} <= set(os.listdir(backup))
+
+
 def test_config_errors_name_the_value():
   with pytest.raises(UserError, match="optimizer must be one of rmsprop, sgd; got 'adam'"):
     TrainConfig(optimizer='adam')

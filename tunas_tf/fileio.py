@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half.
+"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half;
+and reading weights back with a clear error when they do not fit.
 
 Everything is written into a temporary sibling of the target on the same filesystem, flushed,
 then renamed into place (`os.replace` is atomic on POSIX).
@@ -54,6 +55,17 @@ def atomic_write_json(path: str, data: Any) -> None:
 def read_json(path: str) -> Any:
   with open(path) as f:
     return json.load(f)
+
+
+def load_weights(model: Any, path: str, hint: str) -> None:
+  """`model.load_weights(path)`; a damaged file or another network's weights become a UserError
+  that names the file, the cause and `hint` (what the user can do)."""
+  try:
+    model.load_weights(path)
+  except (OSError, ValueError, KeyError) as e:
+    cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise UserError(f'Weights file {path!r} cannot be loaded into this network ({cause:.200}); '
+                    f'{hint}') from None
 
 
 @contextlib.contextmanager

@@ -91,7 +91,8 @@ def export_architecture(config: ExportConfig, output_dir: str) -> dict:
   model = build_network(space, arch, num_classes=config.num_classes,
                         image_size=config.image_size)
   if config.weights:
-    model.load_weights(config.weights)
+    fileio.load_weights(model, config.weights, 'pass the model.weights.h5 that launch.train '
+                        'wrote for this same --arch, --image_size and --num_classes')
   elif config.recalibrate_bn:
     from tunas_tf.models.batch_norm import recalibrate_batch_norm  # pylint: disable=g-import-not-at-top
     recalibrate_batch_norm(model, np.concatenate(_real_images(config, 'train', 32)))

@@ -29,7 +29,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tunas_tf.errors import UserError
 from tunas_tf.layers import cell_search_ops as ops_lib
 from tunas_tf.layers import initializers
 from tunas_tf.models import cell_layouts

@@ -6,10 +6,9 @@ TuNAS does. Fractions are fractions of `steps`.
 """
 
 import dataclasses
-from typing import Any
 
 from tunas_tf import checks
-from tunas_tf.errors import UserError, unknown_name
+from tunas_tf.errors import UserError
 from tunas_tf.search import costs
 from tunas_tf.search import rewards
 from tunas_tf.search import strategy as strategy_lib

@@ -16,7 +16,8 @@ from tunas_tf.errors import UserError
 from tunas_tf.space import schema
 
 _MAX_GROUP_ASSIGNMENTS = 200_000
-_INDICES_RE = re.compile(r'^\d+(:\d+)*$')
+# Negative indices match too, so that the range check names them (not a token count).
+_INDICES_RE = re.compile(r'^-?\d+(:-?\d+)*$')
 
 
 def looks_like_indices(text: str) -> bool:
@@ -24,7 +25,13 @@ def looks_like_indices(text: str) -> bool:
 
 
 def parse_indices(text: str) -> tuple:
-  return tuple(int(x) for x in text.strip().split(':'))
+  indices = tuple(int(x) for x in text.strip().split(':'))
+  negative = [(pos, i) for pos, i in enumerate(indices) if i < 0]
+  if negative:
+    pos, i = negative[0]
+    raise UserError(f'Index {i} (position {pos}) of {text.strip()!r} is negative; each '
+                    'colon-separated index is a choice number >= 0')
+  return indices
 
 
 class ArchStringCodec:

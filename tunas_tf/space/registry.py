@@ -112,7 +112,12 @@ def _read_json_file(path: str) -> Architecture:
   if not os.path.isfile(path):
     raise UserError(f'Architecture file {path!r} does not exist')
   with open(path) as f:
-    return Architecture.from_json(f.read())
+    text = f.read()
+  try:
+    arch = Architecture.from_json(text)
+    return get_space(arch.space).validate(arch)
+  except UserError as e:
+    raise UserError(f'Architecture file {path!r}: {e}') from None
 
 
 def _require_space(space_name: Optional[str], text: str) -> str:

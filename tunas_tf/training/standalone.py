@@ -3,7 +3,8 @@
 Output directory layout:
   arch.json            the trained architecture (with its string form)
   config.json          the TrainConfig
-  backup/              Keras BackupAndRestore state; a re-run of the same command resumes here
+  backup/              epoch backups (training.backup); a re-run of the same command resumes here
+  backup_damaged/      unreadable backups set aside on a resume (only when there were any)
   tensorboard/         train / validation scalars
   history.csv          one row per epoch (appended across resumes)
   model.weights.h5     final weights
@@ -28,6 +29,7 @@ from tunas_tf.models.batch_norm import recalibrate_batch_norm
 from tunas_tf.models.factory import build_network, network_macs
 from tunas_tf.search import loop
 from tunas_tf.search import schedules
+from tunas_tf.training.backup import RecoveringBackup
 from tunas_tf.training.config import TrainConfig
 
 
@@ -112,8 +114,7 @@ class _NaNGuard(keras.callbacks.Callback):
 def _callbacks(output_dir: str, precise_bn: keras.callbacks.Callback):
   return [
       precise_bn,
-      keras.callbacks.BackupAndRestore(os.path.join(output_dir, 'backup'),
-                                       double_checkpoint=True),
+      RecoveringBackup(os.path.join(output_dir, 'backup')),
       keras.callbacks.TensorBoard(os.path.join(output_dir, 'tensorboard'),
                                   update_freq='epoch'),
       keras.callbacks.CSVLogger(os.path.join(output_dir, 'history.csv'), append=True),
@@ -145,13 +146,14 @@ def train(config: TrainConfig, output_dir: str,
     raise UserError(f'Split {config.train_split!r} of dataset {config.dataset!r} has '
                     f'{dataset.split_size(config.train_split)} examples, fewer than one batch '
                     f'of {config.batch_size}; lower --batch_size')
+  keras.utils.set_random_seed(config.seed)
+  num_classes = dataset.info.num_classes
+  # Built before anything is written: a network that cannot be built leaves no run behind.
+  model = build_network(space, arch, num_classes, config.image_size, config.dropout_rate,
+                        config.weight_decay)
   os.makedirs(output_dir, exist_ok=True)
   fileio.atomic_write_text(os.path.join(output_dir, 'arch.json'), space.to_json(arch))
   fileio.atomic_write_json(os.path.join(output_dir, 'config.json'), config.to_dict())
-  keras.utils.set_random_seed(config.seed)
-  num_classes = dataset.info.num_classes
-  model = build_network(space, arch, num_classes, config.image_size, config.dropout_rate,
-                        config.weight_decay)
   _compile(model, config, steps * config.epochs)
   train_ds, eval_ds = _pipelines(dataset, config)
   to_one_hot = _one_hot(num_classes)
