@@ -7,7 +7,9 @@ the states (the cost of a layer depends only on its input state and its own choi
 
 The table model predicts `a * Σ + c * Σ² + b` (Σ: the sum of the architecture's table entries);
 (a, b, c) are fitted by least squares on end-to-end measurements stored in the table
-(`latency.calibration`), and are (1, 0, 0) without them. The Σ² term (c >= 0, kept only when it
+(`latency.calibration`, which stores them beside the measurements: those stored coefficients are
+what every prediction applies; a table with measurements only is fitted when it loads), and are
+(1, 0, 0) without them. The Σ² term (c >= 0, kept only when it
 predicts left-out calibration architectures better) follows whole models that run slower than
 their units' sum the larger they are: at 32 px measured/Σ rose from 0.94 (Σ 0.1 ms) to 1.04
 (Σ 1.5 ms) and 1.24 (Σ 2.9 ms), which a straight line missed by up to 20 % at the ends.
@@ -268,7 +270,7 @@ def table_cost_model(table: LatencyTable, space: Any, image_size: int, path: str
   layer, final = _shape_costs(lattice, layer_cost, final_cost)
   model = LatticeCostModel(lattice, layer, final)
   if calibrate:
-    fit = calibration_of(table, model)
+    fit = calibration_of(table, model, path)
     if fit is None:
       logging.warning('Latency table %s has no calibration: predictions are raw sums of '
                       'entries (build with --calibrate_archs=K to fit a·Σ + c·Σ² + b)',
@@ -278,15 +280,52 @@ def table_cost_model(table: LatencyTable, space: Any, image_size: int, path: str
   return model
 
 
-def calibration_of(table: LatencyTable, model: LatticeCostModel) -> Optional[Calibration]:
-  """Refits the stored end-to-end measurements against the table's current sums."""
+def calibration_of(table: LatencyTable, model: LatticeCostModel,
+                   path: str = '') -> Optional[Calibration]:
+  """The calibration the table's predictions apply: the coefficients stored by
+  `latency.calibration.calibrate_table` (what the table's validation used) when it has them,
+  else a fit of its stored end-to-end measurements against its sums (a table imported from
+  benchmark_model logs stores measurements only); None when it has neither."""
   data = table.calibration or {}
+  name = path or '(in memory)'
+  if 'a' in data or 'b' in data:
+    coefficients = {k: data.get(k, 0.0 if k == 'c' else None) for k in ('a', 'b', 'c')}
+    if not all(_is_finite_number(v) for v in coefficients.values()) or coefficients['a'] <= 0:
+      raise UserError(f'Latency table {name!r}: calibration coefficients {coefficients} must be '
+                      'finite numbers with a > 0; recalibrate with --calibrate_archs=K')
+    return Calibration(float(coefficients['a']), float(coefficients['b']),
+                       int(data.get('num_archs', 0)), float(data.get('fit_rmse_ms', np.nan)),
+                       float(data.get('fit_mape', np.nan)), float(coefficients['c']))
   archs = data.get('archs') or []
   if not archs:
     return None
+  _check_calibration_archs(archs, model.space, name)
   indices = np.asarray([a['indices'] for a in archs], dtype=np.int64)
   measured = [float(a['measured_ms']) for a in archs]
   return fit_calibration(model.raw_many(indices), measured)
+
+
+def _is_finite_number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and bool(np.isfinite(value)))
+
+
+def _check_calibration_archs(archs: Sequence[Any], space: Any, name: str) -> None:
+  """Each stored calibration architecture has valid indices and a positive, finite time."""
+  for i, arch in enumerate(archs):
+    where = f'Latency table {name!r}: calibration architecture {i}'
+    if not isinstance(arch, dict) or 'indices' not in arch or 'measured_ms' not in arch:
+      raise UserError(f'{where} needs "indices" and "measured_ms"; got {arch!r:.120}')
+    if not _is_finite_number(arch['measured_ms']) or arch['measured_ms'] <= 0:
+      raise UserError(f'{where} has measured_ms {arch["measured_ms"]!r}; it must be a positive '
+                      'number of milliseconds (re-import or recalibrate the table)')
+    indices = arch['indices']
+    if not isinstance(indices, list) or not all(isinstance(j, int) for j in indices):
+      raise UserError(f'{where}: "indices" must be a list of integers; got {indices!r:.120}')
+    try:
+      space.check_indices(indices)
+    except UserError as e:
+      raise UserError(f'{where}: {e}') from None
 
 
 def load_cost_model(table_path: str, space_name: str, image_size: int) -> LatticeCostModel:

@@ -186,3 +186,49 @@ def test_stored_calibration_is_applied_and_ranged(tmp_path, num_archs, curve):
   assert model.predict_ms(arch) == pytest.approx(true_ms(raw.predict_ms(arch)))
   raw_lo, raw_hi = raw.latency_range_ms()
   assert model.latency_range_ms() == pytest.approx((true_ms(raw_lo), true_ms(raw_hi)))
+
+
+def _measured_only_table(space, num_archs=6):
+  table = fake_table('proxylessnas', 32, 'block', seed=2)
+  archs = [space.sample(random.Random(i)) for i in range(num_archs)]
+  table.calibration = {'archs': [{'arch': space.to_string(a), 'indices': list(a.indices),
+                                  'measured_ms': 1.0 + i} for i, a in enumerate(archs)]}
+  return table
+
+
+def test_stored_coefficients_are_what_predictions_apply(tmp_path):
+  # A table calibrated by calibrate_table stores (a, b, c) beside its measurements; those, not
+  # a refit of the measurements, are applied (its validation was made with them).
+  space = get_space('proxylessnas')
+  table = _measured_only_table(space)
+  table.calibration.update({'a': 1.5, 'b': -0.25, 'c': 0.125})
+  path = str(tmp_path / 't.json')
+  table.write(path)
+  model = latency.load_cost_model(path, 'proxylessnas', 32)
+  assert (model.scale, model.bias_ms, model.curve) == (1.5, -0.25, 0.125)
+  raw = cost_lib.table_cost_model(table, space, 32, calibrate=False)
+  arch = space.sample(random.Random(7))
+  total = raw.predict_ms(arch)
+  assert model.predict_ms(arch) == pytest.approx(1.5 * total + 0.125 * total ** 2 - 0.25)
+
+
+@pytest.mark.parametrize('damage,match', [
+    (lambda c: c['archs'][2].update(measured_ms=float('nan')),
+     r"calibration architecture 2 has measured_ms nan; it must be a positive"),
+    (lambda c: c['archs'][1].update(measured_ms=-3.0), 'calibration architecture 1 has '
+                                                       'measured_ms -3.0'),
+    (lambda c: c['archs'][0].update(indices=[0, 1, 2]),
+     r"calibration architecture 0: Space 'proxylessnas' has 73 decisions, got 3 indices"),
+    (lambda c: c['archs'][3].update(indices='0:1'),
+     r'calibration architecture 3: "indices" must be a list of integers'),
+    (lambda c: c['archs'][4].pop('measured_ms'),
+     r'calibration architecture 4 needs "indices" and "measured_ms"'),
+    (lambda c: c.update(a=float('nan'), b=0.0), r"calibration coefficients .* must be finite"),
+])
+def test_a_damaged_calibration_is_a_clear_error(tmp_path, damage, match):
+  table = _measured_only_table(get_space('proxylessnas'))
+  damage(table.calibration)
+  path = str(tmp_path / 't.json')
+  table.write(path)
+  with pytest.raises(UserError, match=r"Latency table '.*t\.json': " + match):
+    latency.load_cost_model(path, 'proxylessnas', 32)

@@ -1,6 +1,7 @@
 """The tables shipped in latency/tables/ load, are complete, calibrated and self-describing."""
 
 import glob
+import json
 import os
 import random
 
@@ -36,3 +37,23 @@ def test_shipped_table_is_complete_and_calibrated(path):
   low, high = model.latency_range_ms()
   predicted = model.predict_many(indices)
   assert np.all((predicted >= low - 1e-9) & (predicted <= high + 1e-9)) and low > 0
+
+
+def _validation_file(path):
+  return os.path.join(os.path.dirname(path), 'validation', os.path.basename(path))
+
+
+@pytest.mark.parametrize('path', TABLES, ids=os.path.basename)
+def test_stored_calibration_is_applied_and_the_validation_file_matches_today(path):
+  table = latency.LatencyTable.read(path)
+  stored = table.calibration
+  name, size = table.header['search_space'], table.header['image_size']
+  model = latency.load_cost_model(path, name, size)
+  assert (model.scale, model.bias_ms, model.curve) == (stored['a'], stored['b'],
+                                                      stored.get('c', 0.0))
+  validation = json.load(open(_validation_file(path)))
+  space = get_space(name)
+  recorded = np.asarray([a['predicted_ms'] for a in validation['archs']])
+  today = np.asarray([model.predict_ms(space.parse(a['arch'])) for a in validation['archs']])
+  assert len(today) >= 30
+  np.testing.assert_allclose(today, recorded, rtol=1e-9)
