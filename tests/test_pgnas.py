@@ -96,6 +96,28 @@ def test_pruned_model_is_the_candidate_and_saves(tmp_path):
                              atol=1e-6)
 
 
+def test_pgnas_keeps_its_own_best_candidate_and_its_saved_model_reloads(tmp_path):
+  searcher, images, labels = _tiny_searcher()
+  arch = searcher.final_architecture()
+  scores = [(acc, -loss) for _, acc, loss in searcher.candidates]
+  best = max(range(len(scores)), key=lambda i: scores[i])
+  assert len(set(scores)) > 1  # The choice matters: the candidates score differently.
+  kept = searcher.evaluate(searcher.best_masks, tf.constant(images), tf.constant(labels))
+  assert kept == pytest.approx((scores[best][0], -scores[best][1]), rel=1e-6)
+  assert arch.indices == tuple(searcher.candidates[best][0])
+  # The pruned model of that choice (not of masks set by hand) saves and reloads unchanged.
+  model = searcher.pruned_model(images)
+  gates = [tf.constant(float(np.any(m > 0))) for m in searcher.best_masks]
+  expected = searcher.supernet(tf.constant(images), gates=gates,
+                               masks=[tf.constant(m) for m in searcher.best_masks]).numpy()
+  np.testing.assert_allclose(model(images, training=False).numpy(), expected, rtol=1e-3,
+                             atol=1e-4)
+  path = str(tmp_path / 'pruned.keras')
+  model.save(path)
+  np.testing.assert_allclose(keras.models.load_model(path)(images).numpy(),
+                             model(images).numpy(), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow  # The TFLite conversion alone takes ~15 s on two shared cores.
 def test_pruned_model_converts_to_tflite():
   searcher, images, _ = _tiny_searcher(num_candidates=2)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -82,8 +83,10 @@ def test_pgnas_search_writes_a_pruned_model(tmp_path):
   config = tiny_config(algorithm='pgnas', search_space='pgnas_resnet', num_cells=0)
   summary = cell_search.search_cell(config, str(tmp_path))
   written = _check_outputs(tmp_path, summary)
-  assert (tmp_path / 'pruned_model.keras').stat().st_size > 0
-  assert written['pruned_model_params'] > 0
+  reloaded = keras.models.load_model(str(tmp_path / 'pruned_model.keras'))
+  assert reloaded.count_params() == written['pruned_model_params'] > 0
+  logits = reloaded(np.zeros((2, 32, 32, 3), np.float32)).numpy()
+  assert logits.shape == (2, 10) and np.all(np.isfinite(logits))
   assert 0 < written['kept_slice_fraction'] <= 1
   assert len(written['keep_probabilities']) == 27
 
