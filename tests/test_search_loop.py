@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from latency import cost_model as latency_cost_model
@@ -332,4 +333,5 @@ def test_cli_searches_proxylessnas_on_digits(tmp_path):
   assert 'arch: ' in result.stdout and 'predicted_latency_ms: ' in result.stdout
   summary = json.loads((tmp_path / 'summary.json').read_text())
   assert summary['steps'] == 4 and len(summary['indices']) == 73
-  assert (tmp_path / 'report.png').stat().st_size > 0
+  with Image.open(tmp_path / 'report.png') as report:  # A real image, of a readable size.
+    assert report.format == 'PNG' and min(report.size) >= 200
