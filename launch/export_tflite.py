@@ -24,7 +24,9 @@ flags.DEFINE_string('weights', '', 'Optional Keras weights file, e.g. from launc
 flags.DEFINE_integer('num_threads', 1, 'LiteRT interpreter threads for the latency.')
 flags.DEFINE_bool('saved_model', True, 'Also write OUTPUT_DIR/saved_model.')
 flags.DEFINE_bool('recalibrate_bn', True, 'Without --weights, fit batch-norm statistics on '
-                  '32 real images of --dataset before export.')
+                  '32 real images of --dataset and 32 uniform-noise images before export.')
+flags.DEFINE_bool('accept_parity_error', False, 'Write the export even when the float TFLite '
+                  'misses Keras by more than 1e-4 absolute and 1e-5 relative.')
 flags.DEFINE_integer('seed', 0, 'Seed of the random parity and latency inputs.')
 flags.DEFINE_string('latency_table', '', 'Optional latency table: adds its prediction '
                     '(predicted_latency_ms) to summary.json.')
@@ -43,7 +45,8 @@ def main(unused_argv):
       num_classes=FLAGS.num_classes, quantize=FLAGS.quantize, dataset=FLAGS.dataset,
       data_dir=FLAGS.data_dir, weights=FLAGS.weights, num_threads=FLAGS.num_threads,
       saved_model=FLAGS.saved_model, recalibrate_bn=FLAGS.recalibrate_bn,
-      seed=FLAGS.seed, latency_table=FLAGS.latency_table)
+      seed=FLAGS.seed, latency_table=FLAGS.latency_table,
+      accept_parity_error=FLAGS.accept_parity_error)
   summary = from_arch.export_architecture(config, FLAGS.output_dir)
   print(from_arch.format_summary(summary, _PRINTED))
 

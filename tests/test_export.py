@@ -323,3 +323,31 @@ def test_export_model_validates_before_writing(model, tmp_path):
   with pytest.raises(UserError, match='Representative'):
     export_model(model, out, quantize='int8')
   assert not os.path.exists(out)
+
+
+def _cancelling_model():
+  """Logits are the difference of two huge, nearly equal sums: the accumulation order of each
+  kernel decides them, so float TFLite and Keras disagree far beyond round-off of the result."""
+  rng = np.random.default_rng(0)
+  inputs = keras.Input((16, 16, 3))
+  sums = keras.layers.Dense(2, use_bias=False)
+  difference = keras.layers.Dense(10, use_bias=False)
+  model = keras.Model(inputs, difference(sums(keras.layers.Flatten()(inputs))))
+  w = rng.choice([-1e4, 1e4], size=(768, 1)) * rng.uniform(0.5, 1.5, size=(768, 1))
+  sums.set_weights([np.concatenate([w, w * (1 + 1e-6)], 1).astype(np.float32)])
+  difference.set_weights([np.tile([[1.0], [-1.0]], (1, 10)).astype(np.float32)])
+  return model
+
+
+def test_an_export_beyond_the_parity_bounds_fails_unless_accepted(tmp_path):
+  model = _cancelling_model()
+  out = tmp_path / 'export'
+  with pytest.raises(UserError, match=r'float TFLite differs from Keras by up to .* beyond 0.0001 '
+                                      r'absolute and 1e-05 relative; nothing was written.*'
+                                      r'--accept_parity_error'):
+    export_model(model, str(out), parity_samples=2, warmup=1, min_runs=2, min_seconds=0.0)
+  assert not out.exists()
+  summary = export_model(model, str(out), parity_samples=2, warmup=1, min_runs=2,
+                         min_seconds=0.0, accept_parity_error=True)
+  assert summary.tflite_max_abs_diff > 1e-4 and summary.tflite_max_rel_diff > 1e-5
+  assert (out / 'model.tflite').exists()

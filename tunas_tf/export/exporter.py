@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence
 
 from absl import logging
 
+from tunas_tf.errors import UserError
 from tunas_tf.export.interpreter import check_num_threads
 from tunas_tf.export.latency import measure_latency
 from tunas_tf.export.parity import float_parity_report, int8_agreement
@@ -61,6 +62,24 @@ class ExportSummary:
     return dataclasses.asdict(self)
 
 
+# Float TFLite must match Keras within either bound: absolute, or relative to the largest logit
+# (round-off grows with the logits' scale).
+PARITY_TOLERANCE = 1e-4
+PARITY_REL_TOLERANCE = 1e-5
+
+
+def check_parity(parity: dict) -> None:
+  """A UserError when a `float_parity_report` misses both bounds."""
+  if parity['max_abs_diff'] <= PARITY_TOLERANCE or parity['max_rel_diff'] <= PARITY_REL_TOLERANCE:
+    return
+  raise UserError(
+      f"float TFLite differs from Keras by up to {parity['max_abs_diff']:.3g} (relative to the "
+      f"largest logit {parity['max_abs_logit']:.3g}: {parity['max_rel_diff']:.3g}), beyond "
+      f'{PARITY_TOLERANCE:g} absolute and {PARITY_REL_TOLERANCE:g} relative; nothing was written. '
+      'An untrained network needs fitted batch-norm statistics (--recalibrate_bn) or trained '
+      '--weights; pass --accept_parity_error to write it anyway')
+
+
 def export_model(model: Any,
                  output_dir: str,
                  quantize: str = 'none',
@@ -73,7 +92,8 @@ def export_model(model: Any,
                  warmup: int = 10,
                  min_runs: int = 50,
                  min_seconds: float = 0.3,
-                 input_shape: Optional[Sequence[int]] = None) -> ExportSummary:
+                 input_shape: Optional[Sequence[int]] = None,
+                 accept_parity_error: bool = False) -> ExportSummary:
   """Exports `model` to `output_dir` and checks parity and latency.
 
   Writes `output_dir/model.tflite` in the requested quantization; for 'int8' also keeps
@@ -98,13 +118,16 @@ def export_model(model: Any,
     min_runs: minimum timed latency runs.
     min_seconds: minimum time of the timed latency loop.
     input_shape: optional (H, W, C), inferred from the model when omitted.
+    accept_parity_error: write the export even when the float TFLite misses Keras by more
+      than PARITY_TOLERANCE (absolute) and PARITY_REL_TOLERANCE (relative to the largest logit).
 
   Returns:
     An ExportSummary.
 
   Raises:
     UserError: for invalid arguments (unknown quantization, missing calibration data,
-      non-positive num_threads, ...), before anything is written.
+      non-positive num_threads, ...), or a float TFLite that misses Keras (unless
+      `accept_parity_error`), before anything is written.
   """
   check_quantize(quantize)
   check_num_threads(num_threads)
@@ -114,10 +137,12 @@ def export_model(model: Any,
     calibration = calibration_images(representative_data, shape)
     agreement_images = (calibration if agreement_images is None else
                         calibration_images(agreement_images, shape))
-  os.makedirs(output_dir, exist_ok=True)
   float_bytes = convert_to_tflite(model, 'none', input_shape=shape)
   parity = float_parity_report(model, float_bytes, num_samples=parity_samples, seed=seed,
                                input_shape=shape)
+  if not accept_parity_error:
+    check_parity(parity)
+  os.makedirs(output_dir, exist_ok=True)
   tflite_path = os.path.join(output_dir, TFLITE_NAME)
   float_path, agreement = None, None
   if quantize == 'int8':
