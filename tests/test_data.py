@@ -127,6 +127,26 @@ def test_pipeline_shapes_and_dtypes(digits):
   assert ds.element_spec[0].shape.as_list() == [4, 32, 32, 3]
 
 
+@pytest.mark.parametrize('cache', [False, True])
+def test_a_late_start_continues_the_stream_of_an_early_one(digits, cache):
+  # What a resumed search sees from step 13 on: the batches (examples, order, crops) that a run
+  # started at 0 drew at steps 13-15, across an epoch boundary (search_train holds 11 batches).
+  base = dict(image_size=16, batch_size=64, seed=5, crop='pad', drop_remainder=True,
+              repeat=True, cache=cache)
+  assert digits.split_size('search_train') // 64 < 13
+  whole = list(data.make_pipeline(digits, 'search_train', data.PipelineConfig(**base),
+                                  training=True).take(16))
+  late = list(data.make_pipeline(digits, 'search_train',
+                                 data.PipelineConfig(**base, start_batch=13),
+                                 training=True).take(3))
+  for (x, y), (late_x, late_y) in zip(whole[13:], late):
+    np.testing.assert_array_equal(late_y, y)
+    np.testing.assert_array_equal(late_x, x)
+  assert not np.array_equal(whole[0][1], late[0][1])
+  with pytest.raises(UserError, match='start_batch must be an integer >= 0; got -1'):
+    data.PipelineConfig(start_batch=-1)
+
+
 def test_augmentation_changes_pixels_keeps_shape_and_is_seeded(digits):
   base = dict(image_size=32, batch_size=16, seed=3)
   augmented = data.PipelineConfig(**base, crop='pad')

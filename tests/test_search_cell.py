@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tunas_tf.errors import UserError
 from tunas_tf.search import cell_common, cell_search
@@ -95,6 +96,18 @@ class _Crash(Exception):
   pass
 
 
+def _losses(run_dir):
+  with open(run_dir / 'metrics.jsonl') as f:
+    return [(row['step'], row['loss']) for row in map(json.loads, f)]
+
+
+def _final_state(run_dir):
+  """{variable: value} of the run's newest checkpoint (the save counter left out)."""
+  reader = tf.train.load_checkpoint(str(run_dir / 'checkpoints'))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if 'save_counter' not in name and not name.startswith('_CHECKPOINTABLE')}
+
+
 def test_random_search_resumes_and_a_finished_one_is_not_repeated(tmp_path):
   """One-shot random search end to end, interrupted after its checkpoint at step 2."""
   config = tiny_config(algorithm='random')
@@ -111,6 +124,15 @@ def test_random_search_resumes_and_a_finished_one_is_not_repeated(tmp_path):
                                     step_callback=lambda s, m: steps.append(s))
   assert summary['resumed_from_step'] == 2 and steps == [3, 4]
   _check_candidates(tmp_path, _check_outputs(tmp_path, summary))
+  # It ends where an uninterrupted run ends: same losses, weights and pick.
+  whole = tmp_path / 'uninterrupted'
+  uninterrupted = cell_search.search_cell(config, str(whole))
+  assert _losses(tmp_path) == _losses(whole)
+  assert summary['arch'] == uninterrupted['arch']
+  final, expected = _final_state(tmp_path), _final_state(whole)
+  assert sorted(final) == sorted(expected)
+  for name, value in expected.items():
+    np.testing.assert_array_equal(final[name], value, err_msg=name)
   assert 'arch_probabilities' not in summary  # Random search has no architecture parameters.
   assert cell_search.search_cell(config, str(tmp_path)) == summary
   with pytest.raises(UserError, match='another configuration.*seed: 0 -> 1'):

@@ -43,6 +43,8 @@ class PipelineConfig:
     drop_remainder: drop the last partial batch (static batch shape).
     repeat: repeat forever.
     cache: keep decoded images in memory after the first pass (small datasets).
+    start_batch: begin at this batch of the stream (a resumed run continues where it was
+      stopped: the same examples, order, crops and flips as a run that was never stopped).
   """
   image_size: int = 32
   batch_size: int = 32
@@ -57,6 +59,7 @@ class PipelineConfig:
   drop_remainder: bool = False
   repeat: bool = False
   cache: bool = False
+  start_batch: int = 0
 
   def __post_init__(self):
     if not isinstance(self.image_size, int) or self.image_size < 1:
@@ -67,6 +70,9 @@ class PipelineConfig:
       raise UserError(f'crop must be one of {", ".join(CROP_MODES)}; got {self.crop!r}')
     if self.crop_padding is not None and self.crop_padding < 0:
       raise UserError(f'crop_padding must be >= 0; got {self.crop_padding!r}')
+    if isinstance(self.start_batch, bool) or not isinstance(self.start_batch, int) or \
+        self.start_batch < 0:
+      raise UserError(f'start_batch must be an integer >= 0; got {self.start_batch!r}')
     if self.shuffle_buffer < 1:
       raise UserError(f'shuffle_buffer must be >= 1; got {self.shuffle_buffer!r}')
     if self.normalize not in NORMALIZATIONS:
@@ -148,21 +154,24 @@ def make_pipeline(dataset: ImageDataset,
   elif num_examples == 0:
     raise UserError(f'{what} is empty')
   flip = dataset.info.allow_flip if config.flip is None else config.flip
-  decode = lambda record, label: (dataset.decode(record), label)
   ds = dataset.records(split)
   if config.cache:
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = ds.map(lambda record, label: (dataset.decode(record), label),
+                num_parallel_calls=tf.data.AUTOTUNE).cache()
   if training:
     # Shuffling records (paths, encoded bytes) before decoding keeps the buffer cheap.
     ds = ds.shuffle(min(num_examples, config.shuffle_buffer), seed=config.seed,
                     reshuffle_each_iteration=True)
   if config.repeat:
     ds = ds.repeat()
-  if not config.cache:
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+  # enumerate() after repeat() so every epoch draws fresh crops and flips; skipping before
+  # decoding makes a late start cheap.
+  ds = ds.enumerate().skip(config.start_batch * config.batch_size)
 
   def preprocess(index, example):
     image, label = example
+    if not config.cache:
+      image = dataset.decode(image)
     image = tf.image.convert_image_dtype(image, tf.float32)  # uint8 -> [0, 1]
     if training and config.augment:
       image = _train_transform(image, index, config, flip)
@@ -173,8 +182,7 @@ def make_pipeline(dataset: ImageDataset,
     image = tf.ensure_shape(image, [config.image_size, config.image_size, 3])
     return image, label
 
-  # enumerate() after repeat() so every epoch draws fresh crops and flips.
-  ds = ds.enumerate().map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(config.batch_size, drop_remainder=config.drop_remainder)
   return ds.prefetch(tf.data.AUTOTUNE)
 

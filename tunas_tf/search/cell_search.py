@@ -106,12 +106,14 @@ def eval_data_fn(dataset, config: CellSearchConfig) -> Callable[[], Tuple[np.nda
 
 def dataset_fn(dataset, config: CellSearchConfig) -> loop.DatasetFn:
   def make(start_step: int):
-    seed = config.seed + 7919 * start_step  # A resumed run draws fresh batches.
+    # A resumed run continues both streams at the batch it stopped at.
     train = data_lib.PipelineConfig(image_size=config.image_size, batch_size=config.batch_size,
-                                    seed=seed, drop_remainder=True, repeat=True)
+                                    seed=config.seed, drop_remainder=True, repeat=True,
+                                    start_batch=start_step)
     valid = data_lib.PipelineConfig(image_size=config.image_size,
-                                    batch_size=config.resolved_valid_batch_size, seed=seed + 1,
-                                    drop_remainder=True, repeat=True)
+                                    batch_size=config.resolved_valid_batch_size,
+                                    seed=config.seed + 1, drop_remainder=True, repeat=True,
+                                    start_batch=start_step)
     # AutoDL's search loaders augment both halves alike.
     return (data_lib.make_pipeline(dataset, 'search_train', train, training=True),
             data_lib.make_pipeline(dataset, 'search_valid', valid, training=True))

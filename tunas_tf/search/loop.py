@@ -6,8 +6,8 @@
 * the global step and a `tf.train.Checkpoint` + `CheckpointManager` in OUT/checkpoints,
   saved every `checkpoint_every` steps and at the end; re-running the same command restores
   the newest readable checkpoint (`recovery`: damaged ones are set aside) and continues from
-  its step (the data pipeline is re-seeded with the
-  start step rather than replayed, so a resumed run sees fresh batches);
+  its step, and the data streams continue at that step's batch (the batches an uninterrupted
+  run would have drawn);
 * TensorBoard scalars in OUT/tensorboard and the same scalars as JSON lines in
   OUT/metrics.jsonl (rows after the restored step are dropped on resume);
 * a progress line with ETA through absl.logging;
@@ -261,7 +261,7 @@ def run(searcher: Searcher, strategy: tf.distribute.Strategy, dataset_fn: Datase
     searcher: the searcher (see `tunas_tf.search.searcher`).
     strategy: the distribution strategy.
     dataset_fn: start_step -> (train, valid) datasets of global batches with static shapes,
-      repeated forever, seeded from start_step.
+      repeated forever, starting at batch start_step of the run's streams.
     config: the LoopConfig.
     output_dir: the run directory.
     seed: the run seed, handed to the searcher.

@@ -281,13 +281,14 @@ def _check_dataset(dataset, config: SearchConfig) -> None:
 
 def _dataset_fn(dataset, config: SearchConfig) -> loop.DatasetFn:
   def make(start_step: int):
-    # A resumed run starts a fresh, differently seeded stream instead of replaying batches.
-    seed = config.seed + 7919 * start_step
+    # A resumed run continues both streams at the batch it stopped at.
     train = data_lib.PipelineConfig(image_size=config.image_size, batch_size=config.batch_size,
-                                    seed=seed, drop_remainder=True, repeat=True)
+                                    seed=config.seed, drop_remainder=True, repeat=True,
+                                    start_batch=start_step)
     valid = data_lib.PipelineConfig(image_size=config.image_size,
                                     batch_size=config.valid_batch_size, augment=False,
-                                    seed=seed + 1, drop_remainder=True, repeat=True)
+                                    seed=config.seed + 1, drop_remainder=True, repeat=True,
+                                    start_batch=start_step)
     return (data_lib.make_pipeline(dataset, 'search_train', train, training=True),
             data_lib.make_pipeline(dataset, 'search_valid', valid, training=True))
   return make
