@@ -101,6 +101,39 @@ def _losses(run_dir):
     return [(row['step'], row['loss']) for row in map(json.loads, f)]
 
 
+def _check_same_end(config, resumed_dir, resumed_summary):
+  """The resumed run ends where an uninterrupted one does: same losses, weights and pick.
+
+  Up to float round-off: two runs are not bit-identical here (multi-threaded kernels; issue 14
+  item 1), they differ by ~1e-7 relative, while resuming on other batches moves the losses and
+  weights by far more than the tolerance."""
+  whole = resumed_dir / 'uninterrupted'
+  uninterrupted = cell_search.search_cell(config, str(whole))
+  resumed, expected_losses = _losses(resumed_dir), _losses(whole)
+  assert [s for s, _ in resumed] == [s for s, _ in expected_losses]
+  np.testing.assert_allclose([l for _, l in resumed], [l for _, l in expected_losses], rtol=1e-5)
+  assert resumed_summary['arch'] == uninterrupted['arch']
+  final, expected = _final_state(resumed_dir), _final_state(whole)
+  assert sorted(final) == sorted(expected)
+  for name, value in expected.items():
+    np.testing.assert_allclose(final[name], value, rtol=1e-4, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize('algorithm', ['gdas', 'setn'])
+def test_a_resumed_alpha_search_ends_where_an_uninterrupted_one_does(tmp_path, algorithm):
+  config = tiny_config(algorithm=algorithm)
+
+  def crash_after_two(step, unused_metrics):
+    if step == 2:
+      raise _Crash()
+
+  with pytest.raises(_Crash):
+    cell_search.search_cell(config, str(tmp_path), step_callback=crash_after_two)
+  summary = cell_search.search_cell(config, str(tmp_path))
+  assert summary['resumed_from_step'] == 2
+  _check_same_end(config, tmp_path, summary)
+
+
 def _final_state(run_dir):
   """{variable: value} of the run's newest checkpoint (the save counter left out)."""
   reader = tf.train.load_checkpoint(str(run_dir / 'checkpoints'))
@@ -124,15 +157,7 @@ def test_random_search_resumes_and_a_finished_one_is_not_repeated(tmp_path):
                                     step_callback=lambda s, m: steps.append(s))
   assert summary['resumed_from_step'] == 2 and steps == [3, 4]
   _check_candidates(tmp_path, _check_outputs(tmp_path, summary))
-  # It ends where an uninterrupted run ends: same losses, weights and pick.
-  whole = tmp_path / 'uninterrupted'
-  uninterrupted = cell_search.search_cell(config, str(whole))
-  assert _losses(tmp_path) == _losses(whole)
-  assert summary['arch'] == uninterrupted['arch']
-  final, expected = _final_state(tmp_path), _final_state(whole)
-  assert sorted(final) == sorted(expected)
-  for name, value in expected.items():
-    np.testing.assert_array_equal(final[name], value, err_msg=name)
+  _check_same_end(config, tmp_path, summary)
   assert 'arch_probabilities' not in summary  # Random search has no architecture parameters.
   assert cell_search.search_cell(config, str(tmp_path)) == summary
   with pytest.raises(UserError, match='another configuration.*seed: 0 -> 1'):
