@@ -3,7 +3,9 @@
 import csv
 import os
 
+import h5py
 import keras
+import numpy as np
 import pytest
 
 from tunas_tf.errors import UserError
@@ -32,6 +34,15 @@ def _epochs_logged(output_dir):
     return [int(row['epoch']) for row in csv.DictReader(f)]
 
 
+def _weights(output_dir):
+  """{dataset path: array} of the run's final model.weights.h5."""
+  arrays = {}
+  with h5py.File(os.path.join(output_dir, 'model.weights.h5'), 'r') as f:
+    f.visititems(lambda name, item: arrays.update({name: item[()]})
+                 if isinstance(item, h5py.Dataset) else None)
+  return arrays
+
+
 def test_train_resumes_after_a_crash_and_finishes(tmp_path):
   config = TrainConfig(epochs=3, **_TINY)
   out = str(tmp_path / 'run')
@@ -50,6 +61,14 @@ def test_train_resumes_after_a_crash_and_finishes(tmp_path):
   assert {name: open(os.path.join(out, name)).read() for name in written} == written
   summary = train(config, out)
   assert _epochs_logged(out) == [0, 1, 2]  # Epochs 0 and 1 were not trained again.
+  # It ends where an uninterrupted run ends (up to float round-off: runs are not bit-identical).
+  whole = str(tmp_path / 'uninterrupted')
+  uninterrupted = train(config, whole)
+  assert summary['val_loss'] == pytest.approx(uninterrupted['val_loss'], rel=1e-4)
+  resumed_weights, whole_weights = _weights(out), _weights(whole)
+  assert sorted(resumed_weights) == sorted(whole_weights)
+  for name, value in whole_weights.items():
+    np.testing.assert_allclose(resumed_weights[name], value, rtol=1e-3, atol=1e-6, err_msg=name)
   for key in ('val_accuracy', 'params', 'macs', 'arch', 'steps_per_epoch'):
     assert key in summary
   assert 0.0 <= summary['val_accuracy'] <= 1.0

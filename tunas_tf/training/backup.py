@@ -28,12 +28,30 @@ def _cause(error: Exception) -> str:
 
 
 class RecoveringBackup(keras.callbacks.BackupAndRestore):
-  """Epoch backups in `backup_dir`: resumes from the newest readable one."""
+  """Epoch backups in `backup_dir`: resumes from the newest readable one.
+
+  `restore(model)` before `fit` loads it and returns the epoch training resumes at (so the data
+  stream can start there too); used as a callback without it, `fit` restores it itself.
+  """
 
   def __init__(self, backup_dir: str):
     super().__init__(backup_dir, double_checkpoint=True)
+    self._restored_epoch = None
+
+  def restore(self, model: keras.Model) -> int:
+    """Loads the newest readable backup into `model`; returns its epoch (0: none)."""
+    self.set_model(model)
+    self._recover()
+    self._restored_epoch = int(getattr(model, '_initial_epoch', 0) or 0)
+    return self._restored_epoch
 
   def on_train_begin(self, logs=None):
+    if self._restored_epoch is not None:
+      self.model._initial_epoch = self._restored_epoch  # pylint: disable=protected-access
+      return
+    self._recover()
+
+  def _recover(self) -> None:
     try:
       self._load_model()
       return

@@ -42,10 +42,11 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
   return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
 
 
-def _pipelines(dataset, config: TrainConfig):
+def _pipelines(dataset, config: TrainConfig, start_batch: int = 0):
+  # A resumed run's stream continues at its first untrained batch.
   train_cfg = data_lib.PipelineConfig(image_size=config.image_size,
                                       batch_size=config.batch_size, seed=config.seed,
-                                      drop_remainder=True, repeat=True)
+                                      drop_remainder=True, repeat=True, start_batch=start_batch)
   eval_cfg = data_lib.PipelineConfig(image_size=config.image_size,
                                      batch_size=config.batch_size)
   train = data_lib.make_pipeline(dataset, config.train_split, train_cfg, training=True)
@@ -111,10 +112,11 @@ class _NaNGuard(keras.callbacks.Callback):
                       'completed epoch is kept in backup/; lower the learning rate and re-run')
 
 
-def _callbacks(output_dir: str, precise_bn: keras.callbacks.Callback):
+def _callbacks(output_dir: str, precise_bn: keras.callbacks.Callback,
+               backup: RecoveringBackup):
   return [
       precise_bn,
-      RecoveringBackup(os.path.join(output_dir, 'backup')),
+      backup,
       keras.callbacks.TensorBoard(os.path.join(output_dir, 'tensorboard'),
                                   update_freq='epoch'),
       keras.callbacks.CSVLogger(os.path.join(output_dir, 'history.csv'), append=True),
@@ -155,14 +157,15 @@ def train(config: TrainConfig, output_dir: str,
   fileio.atomic_write_text(os.path.join(output_dir, 'arch.json'), space.to_json(arch))
   fileio.atomic_write_json(os.path.join(output_dir, 'config.json'), config.to_dict())
   _compile(model, config, steps * config.epochs)
-  train_ds, eval_ds = _pipelines(dataset, config)
+  backup = RecoveringBackup(os.path.join(output_dir, 'backup'))
+  train_ds, eval_ds = _pipelines(dataset, config, backup.restore(model) * steps)
   to_one_hot = _one_hot(num_classes)
   logging.info('Training %s (%s) on %s: %d epochs x %d steps, batch %d', arch.space,
                space.to_string(arch), config.dataset, config.epochs, steps, config.batch_size)
   precise_bn = _PreciseBatchNorm(_calibration_images(dataset, config), steps)
   start = time.time()
   model.fit(train_ds.map(to_one_hot), epochs=config.epochs, steps_per_epoch=steps,
-            validation_data=eval_ds.map(to_one_hot), callbacks=_callbacks(output_dir, precise_bn) + list(extra_callbacks),
+            validation_data=eval_ds.map(to_one_hot), callbacks=_callbacks(output_dir, precise_bn, backup) + list(extra_callbacks),
             verbose=1 if sys.stdout.isatty() else 2)
   train_seconds = time.time() - start
   results = model.evaluate(eval_ds.map(to_one_hot), return_dict=True, verbose=0)
