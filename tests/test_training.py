@@ -85,11 +85,17 @@ def _truncate(path):
     f.truncate(os.path.getsize(path) // 2)
 
 
-def test_a_damaged_newest_backup_falls_back_to_the_previous_epoch(tmp_path):
+def _crashed_at_epoch_two(tmp_path):
+  """(config, run directory) of a run killed at the start of epoch 2 (two epochs backed up)."""
   config = TrainConfig(epochs=3, **_TINY)
   out = str(tmp_path / 'run')
   with pytest.raises(RuntimeError, match='simulated crash'):
     train(config, out, extra_callbacks=[_Crash(at=2)])
+  return config, out
+
+
+def test_a_damaged_newest_backup_falls_back_to_the_previous_epoch(tmp_path):
+  config, out = _crashed_at_epoch_two(tmp_path)
   backup = os.path.join(out, 'backup')
   _truncate(os.path.join(backup, 'latest.weights.h5'))
   train(config, out)
@@ -100,10 +106,7 @@ def test_a_damaged_newest_backup_falls_back_to_the_previous_epoch(tmp_path):
 
 
 def test_no_readable_backup_is_a_clear_error_that_deletes_nothing(tmp_path):
-  config = TrainConfig(epochs=3, **_TINY)
-  out = str(tmp_path / 'run')
-  with pytest.raises(RuntimeError, match='simulated crash'):
-    train(config, out, extra_callbacks=[_Crash(at=2)])
+  config, out = _crashed_at_epoch_two(tmp_path)
   backup = os.path.join(out, 'backup')
   for name in ('latest.weights.h5', 'latest.weights.h5.bkp'):
     _truncate(os.path.join(backup, name))
